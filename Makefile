@@ -1,0 +1,37 @@
+# Two commands: `make bench` (the main job) and `make test`. Both first bring .venv up to date;
+# the stamp is keyed on pyproject.toml, so a second run installs nothing.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.stamp-$(shell cksum pyproject.toml | cut -d' ' -f1)
+APT_PKGS := pkg-config libturbojpeg0-dev libopencv-dev
+
+.PHONY: venv test bench report clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@# FFCV compiles against libjpeg-turbo and OpenCV; install them where we may (root + apt).
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! pkg-config --exists opencv4 libturbojpeg 2>/dev/null; then \
+	  echo "installing FFCV build deps: $(APT_PKGS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS) >/dev/null; \
+	fi
+	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,dali,ffcv]'
+	@rm -f $(VENV)/.stamp-*
+	@touch $@
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python -m bench.run --mode loader --loader all --steps 40
+	$(BIN)/python -m bench.run --mode accuracy --loader torchvision --arch demo_net --recipe cpu-demo
+	$(BIN)/python -m bench.report --summary
+
+report: venv
+	$(BIN)/python -m bench.report
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

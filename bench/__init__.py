@@ -1,0 +1,1 @@
+"""loaderbench: measure input pipelines and training on any hardware."""

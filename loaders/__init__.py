@@ -1,0 +1,80 @@
+"""Loader registry: one contract, interchangeable backends.
+
+    from loaders import build, available
+    with build("torchvision", "train", dataset, spec) as loader:
+        for images, labels in loader: ...
+
+Backends are imported lazily, so a missing optional library (DALI, FFCV) shows up in
+`available()` with the reason and the install command instead of failing at import.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from .base import Loader, normalize
+from .data import DataError, Dataset, resolve
+from .spec import LoaderSpec
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend's library is missing or cannot run here; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    module: str  # loaders.<module>, imported on first use
+    cls: str
+    kwargs: dict = field(default_factory=dict)
+    summary: str = ""
+
+
+REGISTRY: dict[str, Backend] = {}
+
+
+def register(name: str, module: str, cls: str, summary: str = "", **kwargs) -> None:
+    REGISTRY[name] = Backend(name, module, cls, kwargs, summary)
+
+
+register("synthetic", "synthetic", "SyntheticLoader", "random batches made once on the device: the compute-only ceiling")
+register("torchvision", "torchvision", "TorchvisionLoader", "PIL decode in DataLoader workers, uint8 collate, device normalise")
+register("dali", "dali", "DaliLoader", "NVIDIA DALI: GPU (mixed) decode when CUDA is there, CPU pipeline otherwise", device="auto")
+register("dali-cpu", "dali", "DaliLoader", "NVIDIA DALI, CPU pipeline forced (even on a GPU machine)", device="cpu")
+register("ffcv", "ffcv", "FfcvLoader", "FFCV .beton (converted once, cached beside the manifest)")
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
+
+
+def _module(backend: Backend):
+    return importlib.import_module(f"loaders.{backend.module}")
+
+
+def why_unavailable(name: str) -> str | None:
+    if name not in REGISTRY:
+        return f"unknown loader {name!r}; choose from {', '.join(REGISTRY)}"
+    backend = REGISTRY[name]
+    try:
+        mod = _module(backend)
+    except ImportError as e:
+        return f"loaders.{backend.module} is not there yet ({e})"
+    check = getattr(mod, "unavailable_reason", None)
+    return check(**backend.kwargs) if check else None
+
+
+def available() -> dict[str, str | None]:
+    """{name: None if usable here, else one line: why not and how to fix it}."""
+    return {name: why_unavailable(name) for name in REGISTRY}
+
+
+def build(name: str, split: str, dataset: Dataset, spec: LoaderSpec) -> Loader:
+    reason = why_unavailable(name)
+    if reason:
+        raise BackendUnavailable(f"loader {name!r} unavailable: {reason}")
+    backend = REGISTRY[name]
+    return getattr(_module(backend), backend.cls)(split, dataset, spec, **backend.kwargs)
+
+
+__all__ = ["BackendUnavailable", "DataError", "Dataset", "Loader", "LoaderSpec", "available", "build", "names", "normalize", "register", "resolve"]
