@@ -1,0 +1,327 @@
+"""ImageFolder split -> FFCV `.beton`, written once and cached beside the dataset manifest.
+
+The cache key is the dataset fingerprint, the split's exact sample list (so `--skip-bad`
+changes it too) and the write policy (`write_mode`, `max_resolution`, `jpeg_quality`,
+`compress_probability`): changed data or a changed parameter rebuilds, an unchanged one never
+does. A sidecar JSON beside each `.beton` records how it was written (policy, conversion
+seconds, bytes), so a cache hit still reports the original conversion cost.
+
+Two FFCV 1.0.2 writer traps are handled here, without patching FFCV:
+- A sample bigger than a page raises in a writer process (`malloc` / `MemoryError`); the main
+  process then polls its progress counter forever. We size the page from the largest image the
+  policy can store, and run our own worker function (`_safe_worker`, FFCV's
+  `worker_job_indexed_dataset` plus error capture) that records the first failure, still counts
+  every chunk as done (so FFCV's progress loop ends) and skips the rest; we then raise
+  `ConversionError` naming the file and delete the partial output.
+- A writer process that dies outright (segfault, OOM kill, `os._exit`) leaves the main loop and
+  the other writers (spinning on the page-order lock) waiting forever. A watchdog thread sees the
+  non-zero exit code, terminates the other writers and raises `ConversionError` in the
+  converting thread.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .augment import to_rgb
+from .spec import cpu_cores
+
+FORMAT = 1  # bump when the way we write changes
+MIN_PAGE = 8 << 20  # FFCV's default page (4 x 2 MiB)
+MAX_SIDE = 65535  # FFCV stores width/height as uint16
+
+# One write policy per dataset: these defaults keep val within 4 levels (0-255) of torchvision
+# on this project's data (see tests/test_ffcv.py::test_val_pixel_parity) at ~1/6 of raw size.
+WRITE_DEFAULTS = {
+    "write_mode": "jpg",  # raw | jpg | smart | proportion (FFCV's RGBImageField modes)
+    "max_resolution": 512,  # longest side stored; None keeps full size (page sized to fit)
+    "jpeg_quality": 90,
+    "compress_probability": 0.5,  # only for write_mode=proportion
+}
+
+
+class ConversionError(RuntimeError):
+    """Writing the .beton failed; the message names the file and the cause."""
+
+
+def write_params(options: dict | None) -> dict:
+    """The write policy from spec.options (unknown keys ignored), validated."""
+    options = options or {}
+    p = {k: options.get(k, v) for k, v in WRITE_DEFAULTS.items()}
+    if p["write_mode"] not in ("raw", "jpg", "smart", "proportion"):
+        raise ValueError(f"write_mode must be raw, jpg, smart or proportion, not {p['write_mode']!r}")
+    if p["max_resolution"] is not None:
+        p["max_resolution"] = int(p["max_resolution"])
+        if not 1 <= p["max_resolution"] <= MAX_SIDE:
+            raise ValueError(f"max_resolution must be in 1..{MAX_SIDE} or None")
+    p["jpeg_quality"] = int(p["jpeg_quality"])
+    if not 1 <= p["jpeg_quality"] <= 100:
+        raise ValueError("jpeg_quality must be in 1..100")
+    if p["write_mode"] == "proportion":
+        p["compress_probability"] = float(p["compress_probability"] if p["compress_probability"] is not None else 0.5)
+    else:
+        p["compress_probability"] = None  # unused: kept out of the cache key
+    return p
+
+
+def cache_key(dataset, split: str, params: dict) -> str:
+    h = hashlib.sha1()
+    h.update(json.dumps({"format": FORMAT, "fingerprint": dataset.fingerprint, "split": split, "params": params}, sort_keys=True).encode())
+    for path, label in dataset.samples(split):
+        h.update(f"{path}\0{label}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def beton_path(dataset, split: str, params: dict) -> Path:
+    if dataset.cache_dir is None:
+        raise ValueError("dataset has no cache_dir for the .beton (scan it with loaders.data.scan/resolve)")
+    return Path(dataset.cache_dir) / f"ffcv-{split}-{cache_key(dataset, split, params)}.beton"
+
+
+def ensure_beton(dataset, split: str, params: dict, progress: bool = True, workers: int | None = None) -> tuple[Path, dict, bool]:
+    """(path, sidecar meta, built_now). Converts unless a matching .beton is cached.
+
+    A lock file serialises concurrent builders (e.g. DDP ranks): the first converts, the others
+    wait and then hit the cache.
+    """
+    path = beton_path(dataset, split, params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta_path = path.with_suffix(".json")
+    with open(path.parent / f"ffcv-{split}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        meta = _load_meta(meta_path, path)
+        if meta is not None:
+            return path, meta, False
+        _drop_stale(path.parent, split, dataset.fingerprint)
+        samples = dataset.samples(split)
+        if progress:
+            print(f"ffcv: converting {dataset.name}/{split} ({len(samples)} images, {params}) -> {path}", file=sys.stderr)
+        t0 = time.perf_counter()
+        page = convert(samples, path, params, workers=workers, progress=progress)
+        meta = {
+            "format": FORMAT,
+            "fingerprint": dataset.fingerprint,
+            "split": split,
+            "samples": len(samples),
+            "params": params,
+            "page_size": page,
+            "convert_s": round(time.perf_counter() - t0, 3),
+            "bytes": path.stat().st_size,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        tmp = meta_path.with_suffix(f".json.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, meta_path)
+        return path, meta, True
+
+
+def _load_meta(meta_path: Path, path: Path) -> dict | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("format") != FORMAT or not path.exists() or path.stat().st_size != meta.get("bytes"):
+        return None
+    return meta
+
+
+def _drop_stale(folder: Path, split: str, fingerprint: str) -> None:
+    """Remove this split's .beton files written from other data: they can never hit again.
+    (Files for the same data under other write parameters are kept.)"""
+    for meta_path in folder.glob(f"ffcv-{split}-*.json"):
+        try:
+            old = json.loads(meta_path.read_text()).get("fingerprint")
+        except (OSError, ValueError):
+            continue
+        if old != fingerprint:
+            meta_path.with_suffix(".beton").unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+
+
+# -- writing -----------------------------------------------------------------------------
+class _Images:
+    """Indexable (uint8 HxWx3 RGB array, label) for FFCV's writer; CMYK/gray/PNG -> RGB."""
+
+    def __init__(self, samples):
+        self.samples = samples
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        path, label = self.samples[i]
+        with Image.open(path) as img:
+            arr = np.asarray(to_rgb(img))
+        return arr, int(label)
+
+
+def page_size_for(samples, params: dict, progress: bool = False) -> int:
+    """Smallest power-of-two page (>= FFCV's 8 MiB default) that holds the largest stored image
+    (twice over unless raw: a JPEG of noise can exceed the raw size). Loader memory grows with
+    it too: each decoder slot holds max_height x max_width x 3 bytes per sample."""
+    if params["max_resolution"] is not None:
+        largest = params["max_resolution"] ** 2 * 3
+    else:
+        largest = 0
+        from tqdm import tqdm
+
+        for path, _ in tqdm(samples, desc="ffcv: image sizes", unit="file", disable=not progress or len(samples) < 2000, leave=False):
+            with Image.open(path) as img:
+                w, h = img.size
+            if max(w, h) > MAX_SIDE:
+                raise ConversionError(f"{path}: {w}x{h} exceeds FFCV's {MAX_SIDE} px limit; set max_resolution")
+            largest = max(largest, w * h * 3)
+    margin = largest + (1 << 16) if params["write_mode"] == "raw" else 2 * largest + (1 << 16)
+    need = max(MIN_PAGE, margin)
+    page = 1 << math.ceil(math.log2(need))
+    if page >= 1 << 32:
+        raise ConversionError(f"an image of {largest} bytes cannot fit an FFCV page (< 4 GiB); set max_resolution")
+    return page
+
+
+def _safe_worker(input_queue, metadata_sm, metadata_type, fields, allocator, done_number, allocations_queue, dataset, errors, failures):
+    """FFCV's worker_job_indexed_dataset, except that a failing sample is reported on `errors`
+    instead of killing the worker, and every chunk is still counted, so the writer finishes."""
+    from ffcv.writer import handle_sample
+
+    metadata = np.frombuffer(metadata_sm.buf, dtype=metadata_type)
+    field_names = metadata_type.names
+    failed = False
+    try:
+        with allocator:
+            while True:
+                chunk = input_queue.get()
+                if chunk is None:
+                    break
+                for dest_ix, source_ix in chunk:
+                    if failed:
+                        continue  # the conversion is lost anyway: finish fast
+                    try:
+                        handle_sample(dataset[source_ix], dest_ix, field_names, metadata, allocator, fields)
+                    except BaseException as e:  # noqa: BLE001 - reported to the parent
+                        failed = True
+                        with failures.get_lock():
+                            failures.value += 1
+                        errors.put(f"{dataset.samples[source_ix][0]}: {type(e).__name__}: {e}")
+                with done_number.get_lock():
+                    done_number.value += len(chunk)
+    except BaseException as e:  # noqa: BLE001 - e.g. flushing the last page
+        with failures.get_lock():
+            failures.value += 1
+        errors.put(f"writer process: {type(e).__name__}: {e}")
+    finally:
+        del metadata
+        allocations_queue.put(allocator.allocations)
+
+
+class _WriterDied(BaseException):
+    pass
+
+
+class _Watchdog(threading.Thread):
+    """Raises _WriterDied in `target` (the converting thread) if a writer process dies."""
+
+    def __init__(self, before: set, target: int):
+        super().__init__(daemon=True)
+        self.before, self.target = before, target
+        self.stop = threading.Event()
+        self.seen: set = set()
+        self.died: str | None = None
+
+    def run(self):
+        while not self.stop.wait(0.2):
+            self.seen.update(p for p in mp.active_children() if p not in self.before)
+            dead = [p for p in self.seen if p.exitcode not in (None, 0)]
+            if dead:
+                self.died = f"a writer process exited with code {dead[0].exitcode}"
+                for p in self.seen:
+                    if p.exitcode is None:
+                        p.terminate()
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.target), ctypes.py_object(_WriterDied))
+                return
+
+
+def convert(samples, path: Path, params: dict, workers: int | None = None, progress: bool = True) -> int:
+    """Write samples [(path, label)] to `path` atomically; returns the page size used."""
+    from ffcv.fields import IntField, RGBImageField
+    from ffcv.utils import chunks
+    from ffcv.writer import DatasetWriter
+
+    if not samples:
+        raise ConversionError(f"{path}: no samples to write")
+    page = page_size_for(samples, params, progress)
+    workers = max(1, min(workers or cpu_cores(), cpu_cores(), len(samples)))
+    chunksize = max(1, min(100, math.ceil(len(samples) / (4 * workers))))
+    fields = {
+        "image": RGBImageField(
+            write_mode=params["write_mode"],
+            max_resolution=params["max_resolution"],
+            jpeg_quality=params["jpeg_quality"],
+            compress_probability=params["compress_probability"] or 0.5,
+        ),
+        "label": IntField(),
+    }
+    tmp = path.with_suffix(f".beton.tmp{os.getpid()}")
+    writer = DatasetWriter(str(tmp), fields, page_size=page, num_workers=workers)
+    errors, failures = mp.Queue(), mp.Value("i", 0)
+    dog = _Watchdog(set(mp.active_children()), threading.get_ident())
+    dog.start()
+    failure = None
+    try:
+        todo = chunks(list(enumerate(range(len(samples)))), chunksize)
+        with _quiet(not progress):
+            writer._write_common(len(samples), todo, _safe_worker, (_Images(samples), errors, failures))
+    except _WriterDied:
+        failure = dog.died or "a writer process died"
+        sm = getattr(writer, "metadata_sm", None)
+        if sm is not None and not isinstance(sm, int):
+            try:
+                sm.close()
+                sm.unlink()
+            except (OSError, FileNotFoundError):
+                pass
+    finally:
+        dog.stop.set()
+        dog.join()
+    if failure is None and failures.value:
+        try:
+            failure = errors.get(timeout=10)
+        except Exception:  # queue.Empty: the message was lost, the count was not
+            failure = f"{failures.value} sample(s) failed"
+    errors.close()
+    if failure is not None:
+        tmp.unlink(missing_ok=True)
+        raise ConversionError(f"FFCV conversion to {path.name} failed: {failure}")
+    os.replace(tmp, path)
+    return page
+
+
+class _quiet:
+    """Silence FFCV's own tqdm bar (it offers no switch) when progress is off."""
+
+    def __init__(self, on: bool):
+        self.on = on
+
+    def __enter__(self):
+        if self.on:
+            self.old = os.environ.get("TQDM_DISABLE")
+            os.environ["TQDM_DISABLE"] = "1"
+
+    def __exit__(self, *exc):
+        if self.on:
+            if self.old is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = self.old

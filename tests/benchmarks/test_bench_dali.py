@@ -1,0 +1,177 @@
+"""Loader-only images/sec: the project's `dali` loader vs a bare DALI pipeline loop.
+
+The bare loop is written directly against DALI's API the way its docs show it (fn.readers.file
+with DALI's own shuffle -> fused decode+crop -> resize -> flip, DALIGenericIterator with
+PARTIAL), on the same files, with the same threads and prefetch depth. "bare+norm" adds the same
+uint8 -> normalised float channels_last conversion inline (what the wrapper's output contract
+costs); "bare" is DALI alone, uint8 out. The wrapper rebuilds its train pipeline once per epoch
+(our order, our seeds); the bare loop builds its pipeline inside each timed epoch too, so
+both pay build + first-batch fill per epoch and no prefetch leaks between interleaved loops.
+The wrapper's per-epoch start cost alone is `test_bench_dali_epoch_start`.
+
+    .venv/bin/python -m pytest tests/benchmarks/test_bench_dali.py --benchmark-enable -s
+
+Under the normal test run (--benchmark-disable) each case runs one short epoch, untimed.
+Timings on a shared machine are noisy: `test_bench_dali_wrapper_vs_bare` interleaves the loops
+round by round and reports medians and the ratio in extra_info.
+"""
+from __future__ import annotations
+
+import statistics
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("nvidia.dali", reason="DALI missing: `pip install nvidia-dali-cuda120` (or `make venv`)")
+
+from loaders import LoaderSpec, build  # noqa: E402
+from loaders.data import scan  # noqa: E402
+from loaders.embedded import render  # noqa: E402
+
+RENDERS, COPIES, CLASSES = 32, 16, 4  # 512 ImageNet-like JPEGs (200-500 px), 8 batches of 64
+SPEC = LoaderSpec(batch_size=64, res=224, workers=2, prefetch=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def bench_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dali-bench")
+    for split in ("train", "val"):
+        for c in range(CLASSES):
+            (root / split / f"c{c}").mkdir(parents=True)
+    for i in range(RENDERS):
+        src = root / "train" / f"c{i % CLASSES}" / f"r{i:03d}_0.jpg"
+        src.write_bytes(render("train", i % 10, i))
+        for k in range(1, COPIES):
+            shutil.copyfile(src, src.with_name(f"r{i:03d}_{k}.jpg"))
+        if i < CLASSES:
+            shutil.copyfile(src, root / "val" / f"c{i}" / "v.jpg")
+    return scan(root, progress=False)
+
+
+def _bare(dataset, spec: LoaderSpec):
+    """A DALI train loop as its docs write it; returns a function that runs one epoch."""
+    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    files, labels = zip(*dataset.samples("train"))
+
+    @pipeline_def(batch_size=spec.batch_size, num_threads=spec.workers, device_id=None, seed=1,
+                  prefetch_queue_depth=spec.prefetch)
+    def pipe():
+        jpegs, lab = fn.readers.file(files=list(files), labels=list(labels), random_shuffle=True,
+                                     pad_last_batch=True, name="Reader")
+        images = fn.decoders.image_random_crop(jpegs, device="cpu", output_type=types.RGB,
+                                               random_area=[0.08, 1.0], random_aspect_ratio=[3 / 4, 4 / 3])
+        images = fn.resize(images, size=[spec.res, spec.res], antialias=True)
+        images = fn.flip(images, horizontal=fn.random.coin_flip())
+        return images, lab
+
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    inv_std = 1.0 / torch.tensor(spec.std).view(1, 3, 1, 1)
+
+    def epoch(normalise: bool) -> int:
+        # Built inside the timed epoch, like the wrapper's per-epoch rebuild: a pipeline kept
+        # across interleaved loops would decode its next epoch's first batches (DALI runs
+        # prefetch_queue_depth ahead, across the epoch's end) on the other loops' time.
+        p = pipe()
+        p.build()
+        it = DALIGenericIterator(p, ["images", "labels"], reader_name="Reader",
+                                 last_batch_policy=LastBatchPolicy.PARTIAL)
+        n = 0
+        for out in it:
+            x, y = out[0]["images"], out[0]["labels"]
+            if normalise:
+                x = ((x.permute(0, 3, 1, 2).float() - mean) * inv_std).contiguous(memory_format=torch.channels_last)
+                y = y.reshape(-1).long()
+            n += x.shape[0]
+        del it, p
+        return n
+
+    return epoch, None
+
+
+def _wrapper(dataset, spec: LoaderSpec):
+    loader = build("dali", "train", dataset, spec)
+    state = {"epoch": 0}
+
+    def epoch() -> int:
+        loader.set_epoch(state["epoch"])
+        state["epoch"] += 1
+        return sum(x.shape[0] for x, _ in loader)
+
+    return epoch, loader
+
+
+def _timed(fn, *args) -> float:
+    t = time.perf_counter()
+    n = fn(*args)
+    return n / (time.perf_counter() - t)
+
+
+def test_bench_dali_wrapper(benchmark, bench_data):
+    epoch, loader = _wrapper(bench_data, SPEC)
+    with loader:
+        rates = []
+        benchmark.pedantic(lambda: rates.append(_timed(epoch)), rounds=4, warmup_rounds=1)
+    benchmark.extra_info.update(images_per_sec=statistics.median(rates), images=loader.num_samples)
+
+
+def test_bench_dali_bare(benchmark, bench_data):
+    epoch, pipe = _bare(bench_data, SPEC)
+    rates = []
+    benchmark.pedantic(lambda: rates.append(_timed(epoch, True)), rounds=4, warmup_rounds=1)
+    benchmark.extra_info.update(images_per_sec=statistics.median(rates), images=len(bench_data.samples("train")))
+    del pipe
+
+
+def test_bench_dali_wrapper_vs_bare(benchmark, bench_data):
+    """Interleaved rounds (order rotated each round); medians and wrapper / bare+norm ratio."""
+    wrapper, loader = _wrapper(bench_data, SPEC)
+    bare, pipe = _bare(bench_data, SPEC)
+    loops = {"wrapper": wrapper, "bare+norm": lambda: bare(True), "bare": lambda: bare(False)}
+    rates = {k: [] for k in loops}
+    names = list(loops)
+
+    def one_round():
+        for k in names:
+            rates[k].append(_timed(loops[k]))
+        names.append(names.pop(0))
+
+    with loader:
+        for f in loops.values():  # warm-up: first builds, page cache
+            f()
+        benchmark.pedantic(one_round, rounds=5)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    benchmark.extra_info.update({f"{k}_images_per_sec": round(v, 1) for k, v in med.items()})
+    benchmark.extra_info["wrapper_over_bare_norm"] = round(med["wrapper"] / med["bare+norm"], 3)
+    benchmark.extra_info["wrapper_over_bare_uint8"] = round(med["wrapper"] / med["bare"], 3)
+    benchmark.extra_info["rounds"] = len(rates["wrapper"])
+    print("\n" + ", ".join(f"{k} {v:.0f} img/s" for k, v in med.items())
+          + f"; wrapper / bare+norm = {med['wrapper'] / med['bare+norm']:.3f}")
+    del pipe
+
+
+def test_bench_dali_epoch_start(benchmark, bench_data):
+    """What set_epoch / set_resolution cost the wrapper: rebuild + time to the first batch."""
+    loader = build("dali", "train", bench_data, SPEC)
+    state = {"epoch": 0, "build": [], "first": []}
+
+    def start():
+        state["epoch"] += 1
+        loader.set_epoch(state["epoch"])
+        loader.set_resolution(224 if state["epoch"] % 2 else 192)
+        t = time.perf_counter()
+        loader._ready()  # the rebuild alone
+        t1 = time.perf_counter()
+        next(iter(loader))
+        state["build"].append(t1 - t)
+        state["first"].append(time.perf_counter() - t)
+
+    with loader:
+        benchmark.pedantic(start, rounds=5)
+    benchmark.extra_info.update(rebuild_ms=round(1e3 * statistics.median(state["build"]), 1),
+                                first_batch_ms=round(1e3 * statistics.median(state["first"]), 1),
+                                files=len(bench_data.samples("train")))

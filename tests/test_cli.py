@@ -1,0 +1,60 @@
+"""`python -m bench.run`: valid records, --json on stdout only, sweeps survive failures."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+KEYS = {"schema", "run_id", "time", "git", "kind", "loader", "variant", "arch", "dataset", "config", "hardware", "metrics", "status", "error"}
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "bench.run", "--no-progress", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ}, timeout=300, **kw)
+
+
+def test_loader_mode_json_records(tiny_root, tmp_path):
+    out = tmp_path / "r.jsonl"
+    p = run("--mode", "loader", "--loader", "torchvision,synthetic", "--data", str(tiny_root), "--steps", "3", "--warmup", "1",
+            "--batch-size", "4", "--res", "32", "--json", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    recs = [json.loads(line) for line in lines]  # nothing but records on stdout
+    assert len(recs) == 2 and [json.loads(x) for x in out.read_text().splitlines()] == recs
+    for r in recs:
+        assert KEYS <= set(r) and r["status"] == "ok" and r["kind"] == "loader"
+        assert r["metrics"]["images_per_sec"] > 0 and r["metrics"]["steps"] == 3
+        assert r["hardware"]["cores"] >= 1 and r["hardware"]["torch"]
+        assert r["dataset"]["train"] == 15 and r["config"]["batch_size"] == 4
+
+
+def test_failing_configuration_becomes_error_record(tiny_root, tmp_path):
+    out = tmp_path / "r.jsonl"
+    p = run("--mode", "train", "--loader", "synthetic", "--arch", "no_such_net,demo_net", "--data", str(tiny_root), "--steps", "2",
+            "--warmup", "1", "--batch-size", "4", "--res", "32", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(r["arch"], r["status"]) for r in recs] == [("no_such_net", "error"), ("demo_net", "ok")]
+    assert "unknown architecture" in recs[0]["error"]
+    assert "demo_net" in p.stdout  # the table
+
+
+def test_train_mode_reports_ratio_to_synthetic(tiny_root, tmp_path):
+    out = tmp_path / "r.jsonl"
+    p = run("--mode", "train", "--loader", "torchvision", "--arch", "demo_net", "--data", str(tiny_root), "--steps", "3",
+            "--warmup", "1", "--batch-size", "4", "--res", "32", "--out", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    (rec,) = [json.loads(x) for x in p.stdout.splitlines()]
+    m = rec["metrics"]
+    assert 0 <= m["data_wait_frac"] <= 1 and m["compute_ips"] > 0
+    assert abs(m["ratio_to_synthetic"] - m["images_per_sec"] / m["compute_ips"]) < 0.01
+    assert rec["config"]["workers"] + rec["config"]["threads"] <= max(2, os.cpu_count())
+
+
+def test_print_config_resolves_recipe_with_overrides():
+    p = run("--recipe", "cpu-demo", "--epochs", "3", "--print-config")
+    cfg = json.loads(p.stdout)
+    assert cfg["arch"] == "demo_net" and cfg["epochs"] == 3 and cfg["res"] == 64
