@@ -3,6 +3,7 @@ process. The Context it makes knows how to wrap the model and sum counts over ra
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,8 @@ class Dist:
         if self.world > 1:
             ctx.wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None)
             ctx.sum = lambda x: all_sum(x, device)
-            ctx.reduce_eval = lambda ev: reduce_eval(ev, device)
+            ctx.gather = lambda x: all_gather(x, self.world, device)
+            ctx.barrier = dist.barrier
         return ctx
 
     def close(self):
@@ -42,26 +44,22 @@ def setup(cfg) -> Dist:
     if use_cuda:
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
-    dist.init_process_group("nccl" if use_cuda else "gloo")
+    # A finite timeout: a rank stuck on a dead peer errors out instead of hanging forever
+    # (torchrun also tears the group down when any rank exits with an error).
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(minutes=10))
     return Dist(rank, world, local, device)
 
 
 def all_sum(x, device):
+    """Sum a number or a float64 tensor over ranks (returns the same kind)."""
+    t = x.clone() if torch.is_tensor(x) else torch.tensor([float(x)], dtype=torch.float64)
+    t = t.to(device)
+    dist.all_reduce(t)
+    return t.cpu() if torch.is_tensor(x) else t.item()
+
+
+def all_gather(x: float, world: int, device) -> list[float]:
     t = torch.tensor([float(x)], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.item()
-
-
-def reduce_eval(ev: dict, device) -> dict:
-    """Top-1/5 over exactly the val split: sum correct counts and sample counts over ranks."""
-    n = ev["val_samples"]
-    keys = [k for k in ("top1", "top5", "top1_ema", "top5_ema", "loss") if k in ev]
-    t = torch.tensor([ev[k] * n for k in keys] + [n], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    total = t[-1].item()
-    out = dict(ev)
-    for i, k in enumerate(keys):
-        out[k] = round(t[i].item() / max(total, 1), 4)
-    out["val_samples"] = int(total)
-    out["eval_images_per_sec"] = all_sum(ev.get("eval_images_per_sec", 0), device)
-    return out
+    out = [torch.zeros_like(t) for _ in range(world)]
+    dist.all_gather(out, t)
+    return [o.item() for o in out]

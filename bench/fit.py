@@ -1,5 +1,6 @@
 """Accuracy runs: E epochs of training, evaluation after each, one record per epoch and a
-final one; checkpoints each epoch, resume, transfer learning."""
+final one; checkpoints each epoch (rank 0), resume, transfer learning; the same code under
+torchrun, with counts summed over ranks."""
 from __future__ import annotations
 
 import time
@@ -14,9 +15,9 @@ def _checkpoint_path(cfg, arch, name) -> Path | None:
     return Path(cfg.checkpoint_dir) / f"{arch}-{name}-last.pt" if cfg.checkpoint_dir else None
 
 
-def fit(ctx, name: str, arch: str) -> list[dict]:
+def _model_and_state(ctx, arch):
     cfg, log = ctx.cfg, ctx.log
-    T.seed_everything(cfg.seed)
+    T.seed_everything(cfg.seed)  # same init on every rank (DDP also broadcasts rank 0's)
     model = T.build_model(arch, ctx.dataset.num_classes, T.res_at(0, cfg), ctx.device, cfg.channels_last, cfg.blurpool, False, log)
     head = None
     if cfg.init:
@@ -25,9 +26,12 @@ def fit(ctx, name: str, arch: str) -> list[dict]:
             T.freeze_backbone(model, head)
     if cfg.compile:
         model = T.try_compile(model, ctx.device, T.res_at(0, cfg), cfg.channels_last, log)
-    if ctx.world > 1:
-        model = ctx.wrap(model)
-    state = T.make_state(model, cfg, ctx.device, ctx.amp, ctx.world, head=head if cfg.init else None)
+    return T.make_state(ctx.wrap(model), cfg, ctx.device, ctx.amp, ctx.world, head=head)
+
+
+def fit(ctx, name: str, arch: str) -> list[dict]:
+    cfg, log = ctx.cfg, ctx.log
+    state = _model_and_state(ctx, arch)
     ckpt = _checkpoint_path(cfg, arch, name)
     resume = cfg.resume
     if resume == "auto":
@@ -35,6 +39,7 @@ def fit(ctx, name: str, arch: str) -> list[dict]:
     if resume:
         T.load_checkpoint(resume, state)
         log(f"resumed from {resume} after epoch {state.epoch}")
+    reduce = ctx.sum if ctx.world > 1 else None
 
     records = []
     spec = ctx.spec(name, res=T.res_at(state.epoch, cfg))
@@ -48,26 +53,29 @@ def fit(ctx, name: str, arch: str) -> list[dict]:
                     train_loader.set_resolution(res)
                 train_loader.set_epoch(state.epoch)
                 tm = T.train_one_epoch(state, train_loader, cfg, max_steps=cfg.steps)
-                ev = T.evaluate(state.model, val_loader, ctx.device, ctx.amp, cfg.tta)
+                ev = T.evaluate(state.model, val_loader, ctx.device, ctx.amp, cfg.tta, reduce=reduce)
                 if state.ema is not None:
-                    ema = T.evaluate(state.ema.module, val_loader, ctx.device, ctx.amp, cfg.tta)
+                    ema = T.evaluate(state.ema.module, val_loader, ctx.device, ctx.amp, cfg.tta, reduce=reduce)
                     ev.update(top1_ema=ema["top1"], top5_ema=ema["top5"])
-                ev = ctx.reduce_eval(ev) if ctx.world > 1 else ev
-                samples = ctx.sum(tm["samples_seen"]) if ctx.world > 1 else tm["samples_seen"]
                 state.epoch += 1
                 wall += time.perf_counter() - t0
                 metrics = {"epoch": state.epoch, "res": res, "train_loss": tm["train_loss"], **ev, "wall_s": round(wall, 2),
-                           "images_per_sec": round(ctx.sum(tm["images_per_sec"]) if ctx.world > 1 else tm["images_per_sec"], 2),
-                           "data_wait_frac": tm.get("data_wait_frac"), "samples_seen": samples}
+                           "images_per_sec": round(ctx.sum(tm["images_per_sec"]), 2),  # summed over ranks
+                           "data_wait_frac": tm.get("data_wait_frac"), "samples_seen": int(ctx.sum(tm["samples_seen"]))}
+                if ctx.world > 1:
+                    metrics["data_wait_frac_per_rank"] = [round(x, 4) for x in ctx.gather(tm.get("data_wait_frac") or 0.0)]
                 state.history.append(metrics)
                 records.append(ctx.record("epoch", loader=name, arch=arch, metrics=metrics))
                 if ckpt and ctx.rank == 0:
                     T.save_checkpoint(ckpt, state, cfg)
+                ctx.barrier()  # nobody reads a checkpoint that is still being written
                 bar.update()
                 bar.set_postfix(top1=ev["top1"], loss=tm["train_loss"])
-                log(f"epoch {state.epoch}/{cfg.epochs} res {res}: loss {tm['train_loss']:.3f} top1 {ev['top1']:.3f} top5 {ev['top5']:.3f} ({wall:.1f}s)")
+                if ctx.rank == 0:
+                    log(f"epoch {state.epoch}/{cfg.epochs} res {res}: loss {tm['train_loss']:.3f} top1 {ev['top1']:.3f} "
+                        f"top5 {ev['top5']:.3f} ({wall:.1f}s)")
     last = state.history[-1] if state.history else {}
-    final = {k: last.get(k) for k in ("top1", "top5", "top1_ema", "top5_ema", "loss", "wall_s", "val_samples", "samples_seen") if k in last}
+    final = {k: last[k] for k in ("top1", "top5", "top1_ema", "top5_ema", "loss", "wall_s", "val_samples", "samples_seen") if k in last}
     ips = [h["images_per_sec"] for h in state.history if h.get("images_per_sec")]
     final.update(epochs=state.epoch, images_per_sec=round(sum(ips) / len(ips), 2) if ips else None)
     records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final))

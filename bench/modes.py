@@ -20,6 +20,11 @@ class Context:
     def __init__(self, cfg, dataset, device, amp, workers, threads, rank=0, world=1, log=T.log_stderr):
         self.cfg, self.dataset, self.device, self.amp = cfg, dataset, device, amp
         self.workers, self.threads, self.rank, self.world, self.log = workers, threads, rank, world, log
+        # Single-process defaults; bench.distributed replaces them under torchrun.
+        self.wrap = lambda model: model
+        self.sum = lambda x: x
+        self.gather = lambda x: [x]
+        self.barrier = lambda: None
 
     def spec(self, loader_name: str, res: int | None = None) -> LoaderSpec:
         c = self.cfg
@@ -84,14 +89,19 @@ def _train_throughput(ctx: Context, name: str, arch: str, steps: int) -> tuple[d
     cfg = ctx.cfg
     T.seed_everything(cfg.seed)
     model = T.build_model(arch, ctx.dataset.num_classes, cfg.res, ctx.device, cfg.channels_last, cfg.blurpool, cfg.compile, ctx.log)
-    state = T.make_state(model, cfg, ctx.device, ctx.amp, ctx.world)
+    state = T.make_state(ctx.wrap(model), cfg, ctx.device, ctx.amp, ctx.world)
     with loaders.build(name, "train", ctx.dataset, ctx.spec(name)) as loader:
         meter = StepMeter(warmup=cfg.warmup, device=ctx.device)
+        # Every rank runs the same number of steps (cycling epochs), so no rank waits alone.
         with ctx.bar(total=cfg.warmup + steps, desc=f"train {arch} / {name}", unit="step") as bar:
-            for i, (images, labels) in enumerate(timed_batches(loader, meter, max_steps=steps, seconds=cfg.seconds)):
+            for images, labels in timed_batches(loader, meter, max_steps=steps, seconds=None if ctx.world > 1 else cfg.seconds):
                 T.train_step(state, images, labels, state.base_lr * 0.1)
                 bar.update()
-        return meter.metrics(), loader.describe()
+        m = meter.metrics()
+        if ctx.world > 1:
+            m["data_wait_frac_per_rank"] = [round(x, 4) for x in ctx.gather(m.get("data_wait_frac", 0.0))]
+            m["images_per_sec"] = round(ctx.sum(m["images_per_sec"]), 2)  # summed over ranks
+        return m, loader.describe()
 
 
 def train_mode(ctx: Context, name: str, arch: str, ceiling_cache: dict) -> list[dict]:
@@ -115,7 +125,7 @@ def eval_mode(ctx: Context, name: str, arch: str) -> list[dict]:
     if cfg.init:
         T.init_from(model, cfg.init, ctx.log)
     with loaders.build(name, "val", ctx.dataset, ctx.spec(name)) as loader:
-        m = T.evaluate(model, loader, ctx.device, ctx.amp, cfg.tta, max_steps=cfg.steps)
+        m = T.evaluate(model, loader, ctx.device, ctx.amp, cfg.tta, max_steps=cfg.steps, reduce=ctx.sum if ctx.world > 1 else None)
     m["images_per_sec"] = m.pop("eval_images_per_sec")
     return [ctx.record("eval", loader=name, arch=arch, metrics=m)]
 

@@ -11,6 +11,7 @@ status error, and the run goes on.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 
@@ -31,12 +32,14 @@ def plan_cores(cfg, device) -> tuple[int, int]:
     """(loader workers, compute threads). On a CPU-only machine the loader and the model share
     the cores: measured on 2 cores, a resnet18 step fell from 522 to ~14 img/s when another
     process held a core (OpenMP threads waiting on each other), so never oversubscribe."""
-    cores = cpu_cores()
+    # Under torchrun the ranks on one machine split its cores.
+    cores = max(1, cpu_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     if device.type == "cuda" or cfg.mode in ("loader", "tune", "ceiling"):
         workers = cfg.workers if cfg.workers is not None else cores
         threads = cfg.threads or (max(1, cores // 4) if device.type == "cuda" else 1)
     else:
-        workers = cfg.workers if cfg.workers is not None else max(1, cores // 2)
+        # One core: load in the main process between steps (a worker would only contend).
+        workers = cfg.workers if cfg.workers is not None else (cores // 2 if cores >= 2 else 0)
         threads = cfg.threads or max(1, cores - workers)
     return workers, threads
 

@@ -190,27 +190,43 @@ def train_one_epoch(state: TrainState, loader, cfg, meter: StepMeter | None = No
     n_iters = len(loader) if max_steps is None else min(len(loader), max_steps)
     losses, seen = [], 0
     bar = progress(total=n_iters, desc=f"epoch {state.epoch + 1}", unit="step", leave=False) if progress else None
-    for i, (images, labels) in enumerate(timed_batches(loader, meter, max_steps=None, epochs_cap=1)):
-        lr = state.base_lr * lr_factor(state.epoch + i / max(len(loader), 1), cfg)
-        losses.append(train_step(state, images, labels, lr))
-        seen += int(labels.shape[0])
-        if bar:
-            bar.update()
-        if max_steps is not None and i + 1 >= max_steps:
-            meter.stop()
-            break
+    # Ranks may hold one batch more than others (nothing is padded): DDP's Join lets a rank
+    # that ran out shadow the others' all-reduces instead of hanging them.
+    with uneven_inputs(state.model):
+        for i, (images, labels) in enumerate(timed_batches(loader, meter, max_steps=None, epochs_cap=1)):
+            lr = state.base_lr * lr_factor(state.epoch + i / max(len(loader), 1), cfg)
+            losses.append(train_step(state, images, labels, lr))
+            seen += int(labels.shape[0])
+            if bar:
+                bar.update()
+            if max_steps is not None and i + 1 >= max_steps:
+                meter.stop()
+                break
     if bar:
         bar.close()
     loss = torch.stack(losses).float().mean().item() if losses else float("nan")
     return {"train_loss": round(loss, 4), "samples_seen": seen, **meter.metrics()}
 
 
+def uneven_inputs(model):
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        from torch.distributed.algorithms.join import Join
+
+        return Join([model])
+    return contextlib.nullcontext()
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device, amp, tta: bool = False, max_steps=None) -> dict:
-    """Top-1/5 and loss over the loader (flip-TTA: logits of image + mirrored image)."""
+def evaluate(model: nn.Module, loader, device, amp, tta: bool = False, max_steps=None, reduce=None) -> dict:
+    """Top-1/5 and loss over the loader (flip-TTA: logits of image + mirrored image).
+
+    Under DDP each rank evaluates its own shard with the bare model (no collectives, so
+    uneven shards cannot hang) and `reduce` sums the raw counts over ranks: the result is
+    over exactly the val split, nothing padded or counted twice.
+    """
+    model = unwrap(model)
     model.eval()
-    correct1 = correct5 = n = 0
-    loss_sum = 0.0
+    counts = torch.zeros(4, dtype=torch.float64)  # correct1, correct5, loss_sum, samples
     meter = StepMeter(warmup=0, device=device)
     crit = nn.CrossEntropyLoss(reduction="sum")
     for images, labels in timed_batches(loader, meter, max_steps=max_steps, epochs_cap=1):
@@ -219,15 +235,16 @@ def evaluate(model: nn.Module, loader, device, amp, tta: bool = False, max_steps
             if tta:
                 logits = logits + model(torch.flip(images, dims=[3]))
         logits = logits.float()
-        loss_sum += crit(logits, labels).item()
-        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        hit = top5 == labels[:, None]
-        correct1 += hit[:, 0].sum().item()
-        correct5 += hit.any(dim=1).sum().item()
-        n += labels.shape[0]
-    m = meter.metrics()
-    return {"top1": round(correct1 / max(n, 1), 4), "top5": round(correct5 / max(n, 1), 4), "loss": round(loss_sum / max(n, 1), 4),
-            "val_samples": n, "eval_images_per_sec": m["images_per_sec"]}
+        hit = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
+        counts += torch.tensor([hit[:, 0].sum().item(), hit.any(dim=1).sum().item(), crit(logits, labels).item(), labels.shape[0]],
+                               dtype=torch.float64)
+    ips = meter.metrics()["images_per_sec"]
+    if reduce is not None:
+        counts, ips = reduce(counts), reduce(torch.tensor([ips], dtype=torch.float64)).item()
+    c1, c5, loss, n = counts.tolist()
+    n = max(n, 1)
+    return {"top1": round(c1 / n, 4), "top5": round(c5 / n, 4), "loss": round(loss / n, 4), "val_samples": int(counts[3]),
+            "eval_images_per_sec": round(ips, 2)}
 
 
 # -- checkpoints ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ Devices
     decoder, resize/flip/crop on the GPU) when CUDA is available and spec.device is a CUDA
     device; otherwise the CPU pipeline (device_id=None). device="cpu" (`dali-cpu`) forces the CPU
     pipeline; device="gpu" forces the GPU one and is reported unavailable without CUDA.
+    (The GPU path is written but untested: no GPU machine here has DALI installed.)
     Threads = spec.default_workers() (every core unless --workers says otherwise);
     prefetch_queue_depth = spec.prefetch (2).
 
@@ -29,11 +30,13 @@ Order and exact epochs
     backend's, sample for sample), random_shuffle=False. The train pipeline is rebuilt for
     each pass over the data (new epoch, new resolution, or a second pass): its random-op seed
     is derived from (seed, epoch, rank), so the same seed + epoch give the same order AND the
-    same crops. Rebuild cost measured on the 2-core CPU machine (CPU pipeline, 2 threads):
-    ~15-70 ms with a few hundred files, ~0.2 s with 100k files (building the file list); the
-    pipeline starts prefetching at once, so this is paid once per epoch, before the first
-    batch. The val pipeline is built once and reset between passes (rebuilt only if a pass was
-    abandoned mid-way, since DALI cannot reset a half-read epoch).
+    same crops. Rebuild cost measured on the 2-core CPU machine (CPU pipeline, 2 threads,
+    loaded by other jobs): 14 ms with 512 files, 0.11-0.14 s with 100k, 1.7-2.7 s with 1.28M
+    (ImageNet; nearly all of it DALI's reader taking the file list, the permutation is 0.16 s),
+    plus the first batch's decode before anything is yielded. Paid once per epoch (about 3%
+    of a 64 s ImageNet epoch on a fast GPU box: building the next epoch's pipeline ahead
+    would hide it). The val pipeline is built once and reused for every pass (rebuilt only if
+    a pass was abandoned mid-way, leaving the reader mid-epoch).
     The loader drives the pipeline itself (schedule_run / share_outputs, as DALI's
     DALIGenericIterator does, minus its copy): exactly len() iterations per pass, at most
     spec.prefetch ahead and never past the epoch's end (DALIGenericIterator keeps scheduling
@@ -134,7 +137,9 @@ class DaliLoader(Loader):
         super().__init__(split, dataset, spec)
         target = torch.device(spec.device)
         self.gpu = device == "gpu" or (device == "auto" and target.type == "cuda" and torch.cuda.is_available())
-        self.device_id = (target.index if target.type == "cuda" and target.index is not None else (torch.cuda.current_device() if self.gpu else 0)) if self.gpu else None
+        self.device_id = None  # a CPU-only pipeline
+        if self.gpu:
+            self.device_id = target.index if target.type == "cuda" and target.index is not None else torch.cuda.current_device()
         self.threads = max(1, spec.default_workers())  # workers=0 ("in the main process") -> 1 thread
         self.samples = dataset.samples(split)
         self._pipe = None

@@ -16,12 +16,14 @@ Two FFCV 1.0.2 writer traps are handled here, without patching FFCV:
 - A writer process that dies outright (segfault, OOM kill, `os._exit`) leaves the main loop and
   the other writers (spinning on the page-order lock) waiting forever. A watchdog thread sees the
   non-zero exit code, terminates the other writers and raises `ConversionError` in the
-  converting thread.
+  converting thread. The same watchdog ends a conversion whose workers all finished after a
+  failure that left samples uncounted.
 """
 from __future__ import annotations
 
 import ctypes
 import fcntl
+import functools
 import hashlib
 import json
 import math
@@ -191,11 +193,17 @@ def page_size_for(samples, params: dict, progress: bool = False) -> int:
     return page
 
 
-def _safe_worker(input_queue, metadata_sm, metadata_type, fields, allocator, done_number, allocations_queue, dataset, errors, failures):
+def _safe_worker(input_queue, metadata_sm, metadata_type, fields, allocator, done_number, allocations_queue, dataset, errors, counts):
     """FFCV's worker_job_indexed_dataset, except that a failing sample is reported on `errors`
-    instead of killing the worker, and every chunk is still counted, so the writer finishes."""
+    instead of killing the worker, and every chunk is still counted, so the writer finishes.
+    counts: shared [started, finished, failures] for the watchdog."""
     from ffcv.writer import handle_sample
 
+    def bump(i):
+        with counts.get_lock():
+            counts[i] += 1
+
+    bump(0)
     metadata = np.frombuffer(metadata_sm.buf, dtype=metadata_type)
     field_names = metadata_type.names
     failed = False
@@ -212,45 +220,59 @@ def _safe_worker(input_queue, metadata_sm, metadata_type, fields, allocator, don
                         handle_sample(dataset[source_ix], dest_ix, field_names, metadata, allocator, fields)
                     except BaseException as e:  # noqa: BLE001 - reported to the parent
                         failed = True
-                        with failures.get_lock():
-                            failures.value += 1
                         errors.put(f"{dataset.samples[source_ix][0]}: {type(e).__name__}: {e}")
+                        bump(2)
                 with done_number.get_lock():
                     done_number.value += len(chunk)
-    except BaseException as e:  # noqa: BLE001 - e.g. flushing the last page
-        with failures.get_lock():
-            failures.value += 1
+    except BaseException as e:  # noqa: BLE001 - e.g. flushing the last page: the watchdog ends it
         errors.put(f"writer process: {type(e).__name__}: {e}")
+        bump(2)
     finally:
         del metadata
         allocations_queue.put(allocator.allocations)
+        bump(1)
 
 
-class _WriterDied(BaseException):
+class _WriterFailed(BaseException):
     pass
 
 
 class _Watchdog(threading.Thread):
-    """Raises _WriterDied in `target` (the converting thread) if a writer process dies."""
+    """Raises _WriterFailed in `target` (the converting thread) when FFCV's writer would wait
+    forever: a writer process gone without finishing (killed, segfault, os._exit), or every
+    writer finished after a failure that left samples uncounted."""
 
-    def __init__(self, before: set, target: int):
+    def __init__(self, target: int, workers: int, counts):
         super().__init__(daemon=True)
-        self.before, self.target = before, target
+        self.target, self.workers, self.counts = target, workers, counts
+        self.before = set(mp.active_children())
         self.stop = threading.Event()
         self.seen: set = set()
         self.died: str | None = None
 
+    def _check(self, t0) -> bool:
+        live = [p for p in mp.active_children() if p not in self.before]  # first live, then counts
+        self.seen.update(live)
+        started, finished, failures = self.counts[:]
+        if started - finished > len(live):
+            return True  # one started and is gone without finishing
+        if not live and finished < self.workers and time.monotonic() - t0 > 10:
+            return True  # died before starting
+        return failures > 0 and finished == self.workers
+
     def run(self):
+        t0, strikes = time.monotonic(), 0
         while not self.stop.wait(0.2):
-            self.seen.update(p for p in mp.active_children() if p not in self.before)
-            dead = [p for p in self.seen if p.exitcode not in (None, 0)]
-            if dead:
-                self.died = f"a writer process exited with code {dead[0].exitcode}"
-                for p in self.seen:
-                    if p.exitcode is None:
-                        p.terminate()
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.target), ctypes.py_object(_WriterDied))
-                return
+            strikes = strikes + 1 if self._check(t0) else 0
+            if strikes < 2:  # twice in a row: a worker starting between the two reads is no death
+                continue
+            codes = sorted({p.exitcode for p in self.seen if p.exitcode not in (None, 0)})
+            self.died = f"a writer process exited with code {codes[0]}" if codes else "a writer process died without finishing (killed, crashed or exited)"
+            for p in self.seen:
+                if p.exitcode is None:
+                    p.terminate()
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.target), ctypes.py_object(_WriterFailed))
+            return
 
 
 def convert(samples, path: Path, params: dict, workers: int | None = None, progress: bool = True) -> int:
@@ -275,16 +297,16 @@ def convert(samples, path: Path, params: dict, workers: int | None = None, progr
     }
     tmp = path.with_suffix(f".beton.tmp{os.getpid()}")
     writer = DatasetWriter(str(tmp), fields, page_size=page, num_workers=workers)
-    errors, failures = mp.Queue(), mp.Value("i", 0)
-    dog = _Watchdog(set(mp.active_children()), threading.get_ident())
+    errors, counts = mp.Queue(), mp.Array("i", 3)
+    dog = _Watchdog(threading.get_ident(), workers, counts)
     dog.start()
-    failure = None
+    interrupted = False
     try:
         todo = chunks(list(enumerate(range(len(samples)))), chunksize)
         with _quiet(not progress):
-            writer._write_common(len(samples), todo, _safe_worker, (_Images(samples), errors, failures))
-    except _WriterDied:
-        failure = dog.died or "a writer process died"
+            writer._write_common(len(samples), todo, _safe_worker, (_Images(samples), errors, counts))
+    except _WriterFailed:
+        interrupted = True
         sm = getattr(writer, "metadata_sm", None)
         if sm is not None and not isinstance(sm, int):
             try:
@@ -295,11 +317,16 @@ def convert(samples, path: Path, params: dict, workers: int | None = None, progr
     finally:
         dog.stop.set()
         dog.join()
-    if failure is None and failures.value:
+        for p in dog.seen:
+            p.join(timeout=5)
+    failure = None
+    if counts[2]:
         try:
-            failure = errors.get(timeout=10)
+            failure = errors.get(timeout=5)
         except Exception:  # queue.Empty: the message was lost, the count was not
-            failure = f"{failures.value} sample(s) failed"
+            failure = f"{counts[2]} sample(s) failed"
+    elif interrupted:
+        failure = dog.died or "a writer process died"
     errors.close()
     if failure is not None:
         tmp.unlink(missing_ok=True)
@@ -309,19 +336,22 @@ def convert(samples, path: Path, params: dict, workers: int | None = None, progr
 
 
 class _quiet:
-    """Silence FFCV's own tqdm bar (it offers no switch) when progress is off."""
+    """Silence FFCV's own tqdm bar when progress is off: it offers no switch, so its module's
+    `tqdm` name is swapped for a disabled one while the writer runs."""
 
     def __init__(self, on: bool):
         self.on = on
 
     def __enter__(self):
         if self.on:
-            self.old = os.environ.get("TQDM_DISABLE")
-            os.environ["TQDM_DISABLE"] = "1"
+            import ffcv.writer
+            from tqdm import tqdm
+
+            self.old = ffcv.writer.tqdm
+            ffcv.writer.tqdm = functools.partial(tqdm, disable=True)
 
     def __exit__(self, *exc):
         if self.on:
-            if self.old is None:
-                os.environ.pop("TQDM_DISABLE", None)
-            else:
-                os.environ["TQDM_DISABLE"] = self.old
+            import ffcv.writer
+
+            ffcv.writer.tqdm = self.old

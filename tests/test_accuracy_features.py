@@ -1,0 +1,134 @@
+"""The accuracy features change what they should: flip-TTA, EMA, BlurPool, progressive resizing
+(on every backend), and fine-tuning from a checkpoint trained on another class count."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+import loaders
+from bench import train as T
+from bench.config import RunConfig, resolve
+from bench.fit import fit
+from bench.modes import Context
+from models.zoo import BlurPool
+
+from conftest import make_imagefolder
+
+CPU = torch.device("cpu")
+
+
+def context(cfg, dataset):
+    return Context(cfg, dataset, CPU, T.resolve_amp(cfg.amp, CPU), workers=0, threads=torch.get_num_threads(), log=lambda m: None)
+
+
+def tiny_cfg(**kw) -> RunConfig:
+    base = dict(mode="accuracy", arch="demo_net", res=32, batch_size=4, epochs=1, amp="off", progress=False, lr=0.2)
+    return RunConfig(**{**base, **kw})
+
+
+# -- flip-TTA ---------------------------------------------------------------------------------
+def test_tta_uses_the_sum_of_image_and_mirror_logits(tiny):
+    torch.manual_seed(0)
+    model = T.build_model("demo_net", tiny.num_classes, 32, CPU).eval()
+    spec = loaders.LoaderSpec(batch_size=4, res=32, val_res=32, workers=0)
+    with loaders.build("torchvision", "val", tiny, spec) as val:
+        plain = T.evaluate(model, val, CPU, None, tta=False)
+        tta = T.evaluate(model, val, CPU, None, tta=True)
+        expected, n = 0.0, 0
+        with torch.no_grad():
+            for x, y in val:
+                logits = model(x) + model(torch.flip(x, dims=[3]))
+                expected += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+                n += len(y)
+    assert plain["loss"] != tta["loss"]  # the logits used differ
+    assert tta["loss"] == pytest.approx(expected / n, abs=1e-3)
+    assert tta["val_samples"] == plain["val_samples"] == n == len(tiny.samples("val"))
+
+
+# -- EMA ----------------------------------------------------------------------------------------
+def test_ema_weights_trail_the_live_weights(tiny):
+    torch.manual_seed(0)
+    model = T.build_model("demo_net", tiny.num_classes, 32, CPU)
+    state = T.make_state(model, tiny_cfg(ema=0.5), CPU, None)
+    x, y = torch.randn(4, 3, 32, 32).to(memory_format=torch.channels_last), torch.tensor([0, 1, 2, 0])
+    for _ in range(3):
+        T.train_step(state, x, y, 0.1)
+    live, ema = dict(state.model.named_parameters()), dict(state.ema.module.named_parameters())
+    assert set(live) == set(ema)
+    assert any(not torch.allclose(live[k], ema[k]) for k in live)
+
+
+def test_fit_evaluates_the_ema_model_too(tiny):
+    records = fit(context(tiny_cfg(ema=0.9, epochs=2), tiny), "torchvision", "demo_net")
+    for r in records:
+        m = r["metrics"]
+        assert 0 <= m["top1_ema"] <= 1 and 0 <= m["top5_ema"] <= 1 and "top1" in m
+    assert records[-1]["kind"] == "accuracy"
+
+
+# -- BlurPool, through the config path ----------------------------------------------------------
+def test_blurpool_from_recipe_and_flag_changes_the_model():
+    on, _ = resolve(["--recipe", "rn18-16ep"])
+    off, _ = resolve(["--recipe", "rn18-16ep", "--no-blurpool"])
+    assert on.blurpool and not off.blurpool
+    outs = {}
+    for cfg in (on, off):
+        torch.manual_seed(0)
+        model = T.build_model(cfg.arch, 10, 64, CPU, blurpool=cfg.blurpool).eval()
+        outs[cfg.blurpool] = (sum(isinstance(m, BlurPool) for m in model.modules()), model(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))))
+    assert outs[True][0] >= 3 and outs[False][0] == 0
+    assert not torch.allclose(outs[True][1], outs[False][1])
+    assert resolve(["--arch", "demo_net", "--blurpool"])[0].blurpool
+
+
+# -- progressive resizing in fit, on every backend -----------------------------------------------
+@pytest.mark.parametrize("name", ["torchvision", "synthetic", "dali", "ffcv"])
+def test_progressive_resizing_changes_train_resolution(name, tiny, monkeypatch):
+    seen: dict[int, set] = {}
+    real_step = T.train_step
+
+    def spy(state, images, labels, lr):
+        seen.setdefault(state.epoch, set()).add(tuple(images.shape))
+        return real_step(state, images, labels, lr)
+
+    monkeypatch.setattr(T, "train_step", spy)
+    cfg = tiny_cfg(epochs=3, min_res=32, max_res=64, start_ramp=1, end_ramp=2, steps=2)
+    records = fit(context(cfg, tiny), name, "demo_net")
+    assert [r["metrics"]["res"] for r in records if r["kind"] == "epoch"] == [32, 32, 64]
+    sides = {e: {s[2:] for s in shapes} for e, shapes in seen.items()}
+    assert sides == {0: {(32, 32)}, 1: {(32, 32)}, 2: {(64, 64)}}
+    assert all(s[0] == 4 for shapes in seen.values() for s in shapes)  # the batch size is kept
+
+
+# -- transfer learning ----------------------------------------------------------------------------
+def _params(path):
+    return torch.load(path, weights_only=False)["model"]
+
+
+def test_fine_tune_on_another_class_count(tiny, tmp_path):
+    src = tmp_path / "src.pt"
+    fit(context(tiny_cfg(save_checkpoint=str(src)), tiny), "torchvision", "demo_net")
+    blob = torch.load(src, weights_only=False)
+    assert blob["arch"] == "demo_net" and blob["classes"] == tiny.classes and blob["model"]["fc.weight"].shape[0] == 3
+
+    from loaders.data import scan
+
+    two = scan(make_imagefolder(tmp_path / "two", train=(4, 4), val=(2, 2), classes=["cat", "dog"]), progress=False)
+    out = {}
+    for frozen in (True, False):
+        dst = tmp_path / f"dst-{frozen}.pt"
+        cfg = tiny_cfg(init=str(src), freeze_backbone=frozen, save_checkpoint=str(dst), weight_decay=0.0)
+        records = fit(context(cfg, two), "torchvision", "demo_net")
+        assert records[-1]["metrics"]["val_samples"] == 4
+        out[frozen] = _params(dst)
+    before = blob["model"]
+    model = T.build_model("demo_net", 2, 32, CPU)
+    backbone = [k for k, _ in model.named_parameters() if not k.startswith("fc.")]
+    assert backbone and all(out[True][k].shape == before[k].shape for k in backbone)
+    assert out[True]["fc.weight"].shape == (2, before["fc.weight"].shape[1])
+    # frozen: every backbone weight is the pre-trained one, the new head learnt
+    for k in backbone:
+        torch.testing.assert_close(out[True][k], before[k], rtol=0, atol=0)
+    # not frozen: the backbone moved away from the pre-trained weights
+    assert any(not torch.allclose(out[False][k], before[k]) for k in backbone)
