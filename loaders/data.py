@@ -60,7 +60,13 @@ def cache_root() -> Path:
 
 
 def resolve(data: str = "embedded", skip_bad: bool = False, progress: bool = True) -> Dataset:
-    """'embedded', 'embedded:N' (N train images per class) or a path to an ImageFolder tree."""
+    """'embedded', 'embedded:N' (N train images per class), 'fashion-mnist[:N]' (real 28 px
+    images from Debian's dataset-fashion-mnist) or a path to an ImageFolder tree."""
+    from .small_images import is_small_images, prepare as prepare_small_images  # imports DataError from here
+
+    if is_small_images(data):
+        root = prepare_small_images(data, cache_root())
+        return scan(root, skip_bad=skip_bad, progress=progress, name=root.name)
     if data == "embedded" or data.startswith("embedded:"):
         per_class = int(data.split(":", 1)[1]) if ":" in data else None
         root = generate_embedded(cache_root(), per_class=per_class, progress=progress)

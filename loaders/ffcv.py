@@ -27,7 +27,8 @@ epoch -> same order, and the ranks' union is the split with every sample exactly
 `distributed=True` wraps torch's `DistributedSampler(drop_last=False)`, which pads the epoch by
 repeating samples so every rank has ceil(n/world): not exact, so we do not use it.
 Option `order="quasi_random"` uses FFCV's QUASI_RANDOM (needs `os_cache=False`) over this
-rank's fixed slice rank::world (FFCV does not support it in distributed mode).
+rank's fixed slice rank::world (FFCV does not support it in distributed mode); its page table is
+rebuilt each epoch because FFCV shuffles it in place (else same seed + epoch -> another order).
 Crops and flips come from numba's unseeded RNG inside the decoder: random, not reproducible.
 
 spec.options: write_mode / max_resolution / jpeg_quality / compress_probability (the write
@@ -224,6 +225,10 @@ class FfcvLoader(Loader):
         if lo is None:
             raise RuntimeError("loader is closed")
         lo.next_epoch = self.epoch  # the epoch FFCV passes to the traversal order
+        if hasattr(lo.traversal_order, "prepare_data_structures"):
+            # QuasiRandom shuffles its page table in place, so an epoch's order would depend on
+            # the epochs drawn before it: rebuild the table for same seed + epoch -> same order.
+            lo.traversal_order.prepare_data_structures()
         threads = torch.get_num_threads()
         t0 = time.perf_counter()
         it = iter(lo)

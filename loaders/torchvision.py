@@ -1,22 +1,72 @@
-"""torchvision backend: PIL decode in DataLoader workers, uint8 collate, normalise on device.
+"""torchvision backend: ImageFolder semantics, PIL/libjpeg-turbo decode, uint8 batches, one
+shared device normalise.
 
-Versus the stock recipe (ImageFolder + transforms + ToTensor + Normalize), workers hand over
-uint8 HWC arrays (4x less inter-process traffic than float tensors) and the one shared
-`normalize` runs on the device. The sampler lives in the main process and sends (index, res,
-epoch) to the workers, so set_epoch and set_resolution take effect without restarting the
-persistent workers, and crops depend on (seed, epoch, index) only.
+Two ways to run the per-sample work (spec.options["pool"]):
+
+  "threads" (default)  a thread pool in the main process; each task fills one whole batch,
+        writing every sample straight into a preallocated N x H x W x 3 uint8 tensor. JPEG
+        decode (simplejpeg / PIL), the resize (torch's uint8 antialiased kernel or PIL) and the
+        copies all release the GIL, so `workers` threads decode in parallel with no
+        inter-process copies and no pickling. Measured on the 2-core machine: see FACTS /
+        the closing note of issue 5 (thread pool vs DataLoader processes on the same work).
+  "processes"  a torch DataLoader with `workers` persistent worker processes (uint8 collate),
+        the sampler in the main process sending (index, res, epoch): for many-core machines
+        where one process's Python overhead would become the limit.
+
+Either way the epoch order is the base class's `order()` (same seed + epoch -> same order,
+sharded rank::world), each sample's crop comes from an RNG seeded by (seed, epoch, index) (same
+crops whatever workers, threads or scheduling), every sample exactly once per epoch (the last
+batch is short unless drop_last), and set_epoch / set_resolution take effect at the next pass.
+workers=0 decodes in the calling thread. Prefetch: workers x spec.prefetch batches in flight.
 """
 from __future__ import annotations
 
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Sampler
 
-from .augment import sample_rng, train_crop, val_crop
+from .augment import sample_rng, train_into, val_into
 from .base import Loader, labels_to, normalize
+from .spec import cpu_cores
+
+POOLS = ("threads", "processes")
 
 
+def default_workers(spec) -> int:
+    """Threads (or worker processes) when spec.workers is None: one per core. Tuned on the
+    2-core machine (`bench.run --mode tune --loader torchvision`): 2 threads (= cores) beat 1
+    and 3; more threads than cores only add contention with the main thread's normalise."""
+    return spec.workers if spec.workers is not None else max(1, cpu_cores())
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def fill(out: torch.Tensor, path: str, split: str, spec, res: int, epoch: int, index: int) -> None:
+    """One sample's pixels into out (res x res x 3 uint8)."""
+    data = _read(path)
+    if split == "train":
+        train_into(out, data, res, sample_rng(spec.seed, epoch, index), spec.scale, spec.ratio, spec.flip)
+    else:
+        val_into(out, data, res, spec.resize_side("val"))
+
+
+def _batch(samples, split, spec, res, epoch, indices, pin) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.empty((len(indices), res, res, 3), dtype=torch.uint8, pin_memory=pin)
+    labels = torch.empty(len(indices), dtype=torch.int64)
+    for k, i in enumerate(indices):
+        path, labels[k] = samples[i]
+        fill(images[k], path, split, spec, res, epoch, i)
+    return images, labels
+
+
+# -- processes: a DataLoader -----------------------------------------------------------------
 class _Files(torch.utils.data.Dataset):
     def __init__(self, samples, split, spec):
         self.samples, self.split, self.spec = samples, split, spec
@@ -27,13 +77,9 @@ class _Files(torch.utils.data.Dataset):
     def __getitem__(self, key):
         index, res, epoch = key
         path, label = self.samples[index]
-        with Image.open(path) as img:
-            if self.split == "train":
-                s = self.spec
-                arr = train_crop(img, res, sample_rng(s.seed, epoch, index), s.scale, s.ratio, s.flip)
-            else:
-                arr = val_crop(img, res, self.spec.resize_side("val"))
-        return arr, label
+        out = torch.empty((res, res, 3), dtype=torch.uint8)
+        fill(out, path, self.split, self.spec, res, epoch, index)
+        return out, label
 
 
 class _Order(Sampler):
@@ -51,7 +97,7 @@ class _Order(Sampler):
 
 
 def collate_uint8(batch):
-    images = torch.from_numpy(np.stack([b[0] for b in batch]))  # N,H,W,3 uint8
+    images = torch.stack([b[0] for b in batch])  # N,H,W,3 uint8
     labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
     return images, labels
 
@@ -61,29 +107,71 @@ class TorchvisionLoader(Loader):
 
     def __init__(self, split, dataset, spec):
         super().__init__(split, dataset, spec)
-        workers = spec.default_workers()
-        self.stats["workers"] = workers
-        self._dl = DataLoader(
-            _Files(dataset.samples(split), split, spec),
-            batch_size=spec.batch_size,
-            sampler=_Order(self),
-            num_workers=workers,
-            collate_fn=collate_uint8,
-            pin_memory=torch.device(spec.device).type == "cuda",
-            drop_last=self.drop_last,
-            persistent_workers=workers > 0,
-            prefetch_factor=spec.prefetch if workers > 0 else None,
-        )
+        self.pool = spec.options.get("pool", "threads")
+        if self.pool not in POOLS:
+            raise ValueError(f"torchvision loader: options['pool'] must be one of {POOLS}, not {self.pool!r}")
+        self.workers = default_workers(spec)
+        self.samples = dataset.samples(split)
+        self.pin = torch.device(spec.device).type == "cuda" and torch.cuda.is_available()
+        self.stats.update(workers=self.workers, pool=self.pool, prefetch=spec.prefetch)
+        self._exec = None
+        self._dl = None
+        self._lock = threading.Lock()
+        if self.pool == "processes":
+            self._dl = DataLoader(
+                _Files(self.samples, split, spec),
+                batch_size=spec.batch_size,
+                sampler=_Order(self),
+                num_workers=self.workers,
+                collate_fn=collate_uint8,
+                pin_memory=self.pin,
+                drop_last=self.drop_last,
+                persistent_workers=self.workers > 0,
+                prefetch_factor=spec.prefetch if self.workers > 0 else None,
+            )
+        elif self.workers > 0:
+            self._exec = ThreadPoolExecutor(self.workers, thread_name_prefix="tv-decode")
 
     def _batches(self):
-        for images, labels in self._dl:
-            yield normalize(images, self.spec), labels_to(labels, self.spec)
+        if self._dl is not None:
+            for images, labels in self._dl:
+                yield normalize(images, self.spec), labels_to(labels, self.spec)
+            return
+        order, bs, res, epoch = self.order(), self.spec.batch_size, self.res, self.epoch
+        chunks = [order[i:i + bs] for i in range(0, len(order), bs)]
+        args = (self.samples, self.split, self.spec, res, epoch)
+        if self._exec is None:  # workers=0: in the calling thread
+            for chunk in chunks:
+                images, labels = _batch(*args, chunk, self.pin)
+                yield normalize(images, self.spec), labels_to(labels, self.spec)
+            return
+        depth = max(1, self.workers * max(1, self.spec.prefetch))
+        pending: deque = deque()
+        todo = iter(chunks)
+        try:
+            for chunk in todo:
+                pending.append(self._exec.submit(_batch, *args, chunk, self.pin))
+                if len(pending) >= depth:
+                    break
+            while pending:
+                images, labels = pending.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(self._exec.submit(_batch, *args, nxt, self.pin))
+                yield normalize(images, self.spec), labels_to(labels, self.spec)
+        finally:  # an abandoned pass: drop what was queued, let running batches finish
+            for f in pending:
+                f.cancel()
 
     def describe(self):
-        return {**super().describe(), "workers": self._dl.num_workers}
+        return {**super().describe(), "workers": self.workers, "pool": self.pool}
 
     def close(self):
-        it = getattr(self._dl, "_iterator", None)
-        if it is not None and hasattr(it, "_shutdown_workers"):
-            it._shutdown_workers()
-        self._dl = None
+        if self._dl is not None:
+            it = getattr(self._dl, "_iterator", None)
+            if it is not None and hasattr(it, "_shutdown_workers"):
+                it._shutdown_workers()
+            self._dl = None
+        if self._exec is not None:
+            self._exec.shutdown(wait=True, cancel_futures=True)
+            self._exec = None

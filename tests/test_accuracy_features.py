@@ -132,3 +132,42 @@ def test_fine_tune_on_another_class_count(tiny, tmp_path):
         torch.testing.assert_close(out[True][k], before[k], rtol=0, atol=0)
     # not frozen: the backbone moved away from the pre-trained weights
     assert any(not torch.allclose(out[False][k], before[k]) for k in backbone)
+
+
+# -- real small images: Fashion-MNIST written once as an ImageFolder ------------------------------
+def _write_idx(path, array):
+    import gzip
+    import struct
+
+    import numpy as np
+
+    array = np.asarray(array, dtype=np.uint8)
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes())
+
+
+def test_small_images_prepare_writes_an_imagefolder_once(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from loaders.data import DataError, scan
+    from loaders.small_images import CLASSES, FILES, prepare
+
+    src = tmp_path / "idx"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("val", 10)):
+        images_file, labels_file = FILES[split]
+        _write_idx(src / images_file, rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(src / labels_file, np.arange(n) % 10)
+    monkeypatch.setenv("LOADERBENCH_FASHION_MNIST", str(src))
+    root = prepare("fashion-mnist:2", tmp_path / "cache")
+    ds = scan(root, progress=False)
+    assert ds.classes == CLASSES["fashion-mnist"] and len(ds.samples("train")) == 20 and len(ds.samples("val")) == 10
+    with Image.open(ds.samples("train")[0][0]) as img:
+        assert img.size == (28, 28) and img.mode == "L"
+    stamp = (root / "train").stat().st_mtime_ns
+    assert prepare("fashion-mnist:2", tmp_path / "cache") == root and (root / "train").stat().st_mtime_ns == stamp
+    monkeypatch.setenv("LOADERBENCH_FASHION_MNIST", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="apt-get install -y dataset-fashion-mnist"):
+        prepare("fashion-mnist", tmp_path / "cache")

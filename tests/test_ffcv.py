@@ -223,6 +223,21 @@ def test_exact_epochs_and_two_shards_cover_train_once(solid):
     assert seen[0][1] != seen[1][1], "set_epoch reshuffles"
 
 
+def test_quasi_random_option_covers_the_rank_slice(solid):
+    n = len(solid.samples("train"))
+    spec = LoaderSpec(batch_size=4, res=16, workers=1, seed=1, rank=1, world=2,
+                      options={"write_mode": "raw", "order": "quasi_random", "os_cache": False, **QUIET})
+    with build("ffcv", "train", solid, spec) as loader:
+        orders = []
+        for epoch in (0, 0, 1):
+            loader.set_epoch(epoch)
+            orders.append(sample_ids(collect(loader)[0], spec, solid))
+    assert sorted(orders[0]) == list(range(1, n, 2))
+    assert orders[0] == orders[1], "same seed + epoch -> same order"
+    assert sorted(orders[2]) == sorted(orders[0])
+    assert orders[2] != orders[0], "another epoch -> another order"
+
+
 def test_ffcv_distributed_mode_would_pad():
     """Why we shard ourselves: FFCV's distributed=True uses DistributedSampler(drop_last=False)."""
     from torch.utils.data import DistributedSampler

@@ -99,3 +99,16 @@ def test_resume_reproduces_uninterrupted_run(tiny, tmp_path, monkeypatch):
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
     assert full[-1]["metrics"]["top1"] == resumed[-1]["metrics"]["top1"]
     assert full[-1]["metrics"]["wall_s"] > 0 and resumed[-1]["metrics"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("name", [n for n in loaders.names() if n not in ("synthetic",)])
+def test_one_epoch_through_the_core_on_every_backend(name, tiny):
+    """The trainer has no per-backend branch: the same fit() runs on each loader."""
+    from bench.fit import fit
+
+    cfg = RunConfig(mode="accuracy", arch="demo_net", res=32, batch_size=4, epochs=1, progress=False, lr=0.2)
+    records = fit(context(cfg, tiny), name, "demo_net")
+    final = records[-1]["metrics"]
+    assert final["samples_seen"] == len(tiny.samples("train"))
+    assert final["val_samples"] == len(tiny.samples("val"))
+    assert 0 <= final["top1"] <= 1 and final["epochs"] == 1

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import train as T
 from bench.config import RunConfig
 from bench.fit import fit
 from bench.modes import Context

@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# bench/gpu_check.sh: validate and measure every GPU path in ONE call on a lent GPU machine.
+#
+#   bash bench/gpu_check.sh                          # on the GPU machine (device `run`, timeout_s 480)
+#   GPU_CHECK_SMOKE=1 OUT=/tmp/out bash bench/gpu_check.sh   # dry run here, tiny sizes, CPU
+#
+# Runs from the repo root with the machine's own python3/torch/torchvision (PYTHONPATH=., no
+# venv, no installs, no network). In order, each step time-boxed (`timeout`) inside one overall
+# budget, going on past failures:
+#   1 fingerprint            6 train, eager: synthetic, then each real loader
+#   2 embedded dataset       7 train, --compile: synthetic, then each real loader
+#   3 pytest -m gpu          8 summary (+ one `gpu_check` record with every step's outcome)
+#   4 val/train pixel parity: torchvision-gpu vs torchvision
+#   5 loader mode: synthetic, torchvision (workers = cores), torchvision-gpu, dali, dali-cpu
+# Loaders that cannot run here (DALI not installed, torchvision-gpu without CUDA) still get
+# their `unavailable` records, with the reason. Train: resnet50 + resnet18, 224 px, bf16
+# autocast, channels-last, batch 256.
+#
+# Writes under $OUT: gpu.jsonl (every record), gpu_check.log (all output), parity.json,
+# pytest_gpu.xml. Knobs (env): GPU_CHECK_BUDGET (s, default 440), GPU_CHECK_N (embedded train
+# images per class, default 600), GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1,
+# GPU_CHECK_SMOKE_COMPILE=1 (also run the --compile steps in smoke mode: slow on CPU), PYTHON.
+set -u -o pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+
+SMOKE=${GPU_CHECK_SMOKE:-0}
+OUT=${OUT:-/tmp/gpu_check_out}
+mkdir -p "$OUT"
+LOG=$OUT/gpu_check.log
+REC=$OUT/gpu.jsonl
+PY=${PYTHON:-python3}
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1
+export LOADERBENCH_DATA=${LOADERBENCH_DATA:-/tmp/loaderbench-data}
+# Inductor's caches beside the data: a rerun on the same warm machine compiles from cache.
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$LOADERBENCH_DATA/inductor}
+export TORCHINDUCTOR_FX_GRAPH_CACHE=1 TORCHINDUCTOR_AUTOGRAD_CACHE=1
+export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::DeprecationWarning}
+mkdir -p "$LOADERBENCH_DATA"
+CORES=$(nproc)
+
+if [[ $SMOKE == 1 ]]; then
+    BUDGET=${GPU_CHECK_BUDGET:-900}; N=${GPU_CHECK_N:-4}; BATCH=${GPU_CHECK_BATCH:-8}; RES=32
+    LSTEPS=${GPU_CHECK_STEPS:-3}; TSTEPS=${GPU_CHECK_STEPS:-2}; LWARM=1; TWARM=1; CWARM=1; PARITY_N=24
+    SCALE=3  # the step caps below are for the GPU machine; smoke mode (2 busy cores) gets 3x
+else
+    BUDGET=${GPU_CHECK_BUDGET:-440}; N=${GPU_CHECK_N:-600}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
+    LSTEPS=${GPU_CHECK_STEPS:-30}; TSTEPS=${GPU_CHECK_STEPS:-30}; LWARM=5; TWARM=10; CWARM=10; PARITY_N=256
+    SCALE=1
+fi
+RESERVE=15  # seconds kept for the summary at the end
+DATA="embedded:$N"
+ARCHS=resnet50,resnet18
+T0=$(date +%s)
+
+# bench.run, with torchvision-gpu registered if loaders/__init__.py does not list it yet.
+WRAP='
+import sys
+import loaders
+if "torchvision-gpu" not in loaders.REGISTRY:
+    loaders.register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader",
+                     "torchvision.io.decode_jpeg on the GPU (nvJPEG, batched), crop/resize/flip on the device")
+from bench.run import main
+sys.exit(main(sys.argv[1:]))
+'
+COMMON=(--data "$DATA" --out "$REC" --no-progress --batch-size "$BATCH" --res "$RES")
+
+STEP_NAMES=() STEP_STATUS=() STEP_SECS=()
+
+elapsed() { echo $(( $(date +%s) - T0 )); }
+
+# step NAME CAP_SECONDS COMMAND...: run it under timeout (the cap, or what the budget has left).
+step() {
+    local name=$1 cap=$(( $2 * SCALE )); shift 2
+    local left=$(( BUDGET - $(elapsed) - RESERVE ))
+    if (( left < 10 )); then
+        echo; echo "== [$(elapsed)s] $name: SKIPPED (budget of ${BUDGET}s spent)"
+        STEP_NAMES+=("$name") STEP_STATUS+=("skipped-budget") STEP_SECS+=(0)
+        return 0
+    fi
+    local t=$(( cap < left ? cap : left ))
+    echo; echo "== [$(elapsed)s] $name (timeout ${t}s)"
+    local s; s=$(date +%s)
+    # The steps are shell functions (exported below): timeout runs them in a child bash, and
+    # on expiry signals its whole process group (DataLoader workers included).
+    timeout -k 10 "$t" bash -c '"$@"' step "$@"
+    local rc=$? st
+    case $rc in
+        0) st=ok ;;
+        124|137) st="timeout(${t}s)" ;;
+        *) st="fail(rc=$rc)" ;;
+    esac
+    local d=$(( $(date +%s) - s ))
+    echo "-- $name: $st in ${d}s"
+    STEP_NAMES+=("$name") STEP_STATUS+=("$st") STEP_SECS+=("$d")
+}
+
+skip() {  # skip NAME REASON
+    echo; echo "== [$(elapsed)s] $1: SKIPPED ($2)"
+    STEP_NAMES+=("$1") STEP_STATUS+=("skipped: $2") STEP_SECS+=(0)
+}
+
+bench() { "$PY" -c "$WRAP" "$@"; }
+
+fingerprint() {
+    echo "repo: $(pwd)  smoke=$SMOKE  budget=${BUDGET}s  cores=$CORES  data=$DATA  batch=$BATCH  res=$RES"
+    echo "OUT=$OUT  LOADERBENCH_DATA=$LOADERBENCH_DATA  python=$(command -v "$PY")"
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    "$PY" - <<'PY'
+import json, torch, torchvision
+from bench.hardware import fingerprint
+import loaders
+print(json.dumps(fingerprint(), indent=1))
+print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(),
+      "| torchvision", torchvision.__version__, "| cudnn", torch.backends.cudnn.version())
+if "torchvision-gpu" not in loaders.REGISTRY:
+    print("note: torchvision-gpu is not in loaders/__init__.py; this script registers it itself")
+    loaders.register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader")
+for name, why in loaders.available().items():
+    print(f"  {name:<16} {'available' if why is None else 'unavailable: ' + why}")
+PY
+}
+
+make_data() {
+    "$PY" - "$DATA" <<'PY'
+import os, sys, time
+from loaders.data import resolve
+t = time.perf_counter()
+ds = resolve(sys.argv[1], progress=False)
+print(ds.describe(), f"ready in {time.perf_counter() - t:.1f}s on {len(os.sched_getaffinity(0))} cores")
+PY
+}
+
+parity() {
+    "$PY" - "$DATA" "$PARITY_N" "$OUT/parity.json" <<'PY'
+"""torchvision-gpu (CUDA if there, else its CPU path) vs the torchvision backend, 0-255 levels."""
+import json, sys, time
+import torch
+from loaders import LoaderSpec, build
+from loaders.data import Dataset, resolve
+from loaders.torchvision_gpu import TorchvisionGpuLoader
+
+data, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ds = resolve(data, progress=False)
+device = "cuda" if torch.cuda.is_available() else "cpu"
+spec = LoaderSpec(batch_size=32, res=224, val_res=224, seed=7)
+result = {"device": device, "images": {}, "decoder": {}}
+for split in ("val", "train"):
+    samples = ds.samples(split)[:: max(1, len(ds.samples(split)) // n)][:n]
+    sub = Dataset(ds.name + "-parity", ds.root, ds.classes, {"train": samples, "val": samples}, ds.fingerprint + "-p")
+    t = time.perf_counter()
+    with TorchvisionGpuLoader(split, sub, spec.with_(device=device)) as L:
+        a = torch.cat([x.float().cpu() for x, _ in L]); result["decoder"][split] = L.describe()
+    with build("torchvision", split, sub, spec.with_(device="cpu")) as L:
+        b = torch.cat([x.float().cpu() for x, _ in L])
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    d = ((a - b) * std).abs()
+    per = d.mean((1, 2, 3))
+    r = {"mean_abs_levels": round(float(d.mean()), 4), "worst_image_levels": round(float(per.max()), 4),
+         "p99_levels": round(float(d.flatten()[:: 97].quantile(0.99)), 2), "max_levels": round(float(d.max()), 2),
+         "images": len(samples), "seconds": round(time.perf_counter() - t, 2)}
+    result[split] = r
+    print(f"parity {split:<5} {device}: mean |diff| {r['mean_abs_levels']:.3f} levels, worst image "
+          f"{r['worst_image_levels']:.3f}, p99 {r['p99_levels']}, max {r['max_levels']} over {len(samples)} images")
+print("decoder stats:", json.dumps(result["decoder"]))
+json.dump(result, open(out, "w"), indent=1)
+sys.exit(0 if result["val"]["mean_abs_levels"] <= 2.0 else 1)
+PY
+}
+
+# Which real loaders can run here (the rest get `unavailable` records in one cheap call each).
+split_loaders() {
+    "$PY" - <<'PY'
+import loaders
+if "torchvision-gpu" not in loaders.REGISTRY:
+    loaders.register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader")
+ok, no = [], []
+for name in ("torchvision", "torchvision-gpu", "dali", "dali-cpu"):
+    (no if loaders.why_unavailable(name) else ok).append(name)
+print(" ".join(ok)); print(",".join(no))
+PY
+}
+
+summary() {
+    echo; echo "== [$(elapsed)s] summary"
+    local i
+    printf '%-42s %-22s %6s\n' step outcome secs
+    for i in "${!STEP_NAMES[@]}"; do
+        printf '%-42s %-22s %6s\n' "${STEP_NAMES[$i]}" "${STEP_STATUS[$i]}" "${STEP_SECS[$i]}"
+    done
+    local steps_json
+    steps_json=$(for i in "${!STEP_NAMES[@]}"; do printf '%s\t%s\t%s\n' "${STEP_NAMES[$i]}" "${STEP_STATUS[$i]}" "${STEP_SECS[$i]}"; done)
+    STEPS_TSV=$steps_json timeout 60 "$PY" - "$REC" "$OUT" "$SMOKE" "$BUDGET" "$(elapsed)" <<'PY'
+import json, os, sys
+from pathlib import Path
+rec, out, smoke, budget, wall = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4]), int(sys.argv[5])
+steps = [dict(zip(("step", "outcome", "seconds"), l.split("\t"))) for l in os.environ.get("STEPS_TSV", "").splitlines() if l]
+records = [json.loads(l) for l in open(rec)] if os.path.exists(rec) else []
+parity = json.load(open(out / "parity.json")) if (out / "parity.json").exists() else None
+pytest = None
+xml = out / "pytest_gpu.xml"
+if xml.exists():
+    import xml.etree.ElementTree as ET
+    s = ET.parse(xml).getroot()
+    s = s if s.tag == "testsuite" else s.find("testsuite")
+    pytest = {k: int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+
+def cfg(r, k):
+    return (r.get("config") or {}).get(k)
+
+print("\nloader mode (images/s)")
+for r in records:
+    if r["kind"] == "loader":
+        m = r["metrics"]
+        print(f"  {r['loader']:<16} {str(r.get('variant')):<6} {m.get('images_per_sec', 0):>10.1f}  {r['status']} {(r.get('error') or '')[:90]}")
+print("\ntrain (images/s; ratio to synthetic; data-wait fraction)")
+for r in records:
+    if r["kind"] == "train":
+        m = r["metrics"]
+        mode = "compile" if cfg(r, "compile") else "eager"
+        ratio = m.get("ratio_to_synthetic")
+        print(f"  {str(r['arch']):<9} {mode:<8} {r['loader']:<16} {m.get('images_per_sec', 0):>9.1f}  "
+              f"{'' if ratio is None else f'{ratio:.3f}':>6}  {m.get('data_wait_frac', ''):>7}  {r['status']} {(r.get('error') or '')[:80]}")
+if parity:
+    print("\nparity vs torchvision (levels):", {k: parity[k]["mean_abs_levels"] for k in ("val", "train") if k in parity}, "on", parity["device"])
+if pytest:
+    print("pytest -m gpu:", pytest)
+bad = [s for s in steps if s["outcome"] != "ok"]
+print(f"\n{len(records)} records in {rec}; {len(steps) - len(bad)}/{len(steps)} steps ok; {wall}s of {budget}s")
+sys.path.insert(0, ".")
+from bench.results import append, make_record
+metrics = {"steps": steps, "steps_ok": len(steps) - len(bad), "steps_total": len(steps), "wall_s": wall, "budget_s": budget,
+           "records": len(records), "smoke": smoke, "pytest_gpu": pytest,
+           "parity_val_levels": parity and parity.get("val", {}).get("mean_abs_levels"),
+           "parity_train_levels": parity and parity.get("train", {}).get("mean_abs_levels"),
+           "parity_device": parity and parity.get("device")}
+append(make_record("gpu_check", variant="smoke" if smoke else "full", metrics=metrics,
+                   status="ok" if not bad else "error", error="; ".join(f"{s['step']}: {s['outcome']}" for s in bad) or None), rec)
+PY
+}
+
+export PY DATA OUT PARITY_N WRAP SMOKE BUDGET CORES BATCH RES N
+export -f bench fingerprint make_data parity split_loaders
+
+main() {
+    echo "gpu_check: $(date -u +%FT%TZ)"
+    step "fingerprint" 60 fingerprint
+    step "dataset $DATA" 120 make_data
+    if [[ ! -f "$LOADERBENCH_DATA/embedded-v1-$N/MANIFEST.json" ]]; then
+        echo "no dataset: the measurements below would only fail; stopping"
+        summary; return 1
+    fi
+
+    step "pytest -m gpu" 120 "$PY" -m pytest -m gpu -q -rfEs -p no:cacheprovider --continue-on-collection-errors \
+        --junitxml="$OUT/pytest_gpu.xml" -o junit_family=xunit2
+    step "parity torchvision-gpu vs torchvision" 90 parity
+
+    local lists ok no name
+    lists=$(timeout 60 bash -c split_loaders)
+    ok=$(sed -n 1p <<<"$lists"); no=$(sed -n 2p <<<"$lists")
+    echo; echo "real loaders that run here: ${ok:-none}; unavailable: ${no:-none}"
+
+    # loader mode
+    step "loader synthetic" 60 bench --mode loader --loader synthetic --split both --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
+    for name in $ok; do
+        step "loader $name" 90 bench --mode loader --loader "$name" --split both --workers "$CORES" \
+            --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
+    done
+    [[ -n $no ]] && step "loader unavailable: $no" 60 bench --mode loader --loader "$no" "${COMMON[@]}"
+
+    # train, eager then compiled
+    local train=(--mode train --arch "$ARCHS" --amp bf16 --channels-last --steps "$TSTEPS" "${COMMON[@]}")
+    step "train eager synthetic" 90 bench "${train[@]}" --warmup "$TWARM" --loader synthetic
+    for name in $ok; do
+        step "train eager $name" 120 bench "${train[@]}" --warmup "$TWARM" --loader "$name"
+    done
+    [[ -n $no ]] && step "train unavailable: $no" 60 bench "${train[@]}" --loader "$no"
+
+    if [[ $SMOKE == 1 && ${GPU_CHECK_SMOKE_COMPILE:-0} != 1 ]]; then
+        skip "train --compile (all loaders)" "smoke mode: inductor on 2 CPU cores takes minutes; GPU_CHECK_SMOKE_COMPILE=1 runs it"
+    else
+        step "train compile synthetic" 180 bench "${train[@]}" --warmup "$CWARM" --compile --loader synthetic
+        # torchvision-gpu first: the GPU path is what this check exists for.
+        for name in $(tr ' ' '\n' <<<"$ok" | sort -r); do
+            step "train compile $name" 150 bench "${train[@]}" --warmup "$CWARM" --compile --loader "$name"
+        done
+    fi
+
+    summary
+    local i failed=0
+    for i in "${!STEP_STATUS[@]}"; do [[ ${STEP_STATUS[$i]} == ok || ${STEP_STATUS[$i]} == skipped:* ]] || failed=1; done
+    echo "gpu_check done in $(elapsed)s; records: $REC; log: $LOG"
+    return $failed
+}
+
+: >"$LOG"
+main 2>&1 | tee -a "$LOG"
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,113 @@
+"""`python -m bench.run --mode tune --loader NAME`: search workers/threads, prefetch depth and
+batch size for loader-only throughput on this machine, within a time budget.
+
+    python -m bench.run --mode tune --loader torchvision --seconds 60
+    python -m bench.run --mode tune --loader dali --split val --seconds 30
+
+Coordinate search (a full grid is too slow to be worth it): workers first (1 .. 2 x cores, at
+the default prefetch and batch size), then prefetch (1, 2, 4) at the best workers, then batch
+size (32, 64, 128, 256 around --batch-size) at the best of those. Each point builds the loader,
+runs a short warm-up and times a few batches; every point is re-measured once at the end
+(interleaved with the winner) so a lucky first reading on a shared machine does not win alone.
+--seconds is the whole budget (default 60 s); points left when it runs out are skipped. The
+"tune" record holds every tried point and the best; the flags to use are printed.
+"""
+from __future__ import annotations
+
+import time
+
+import loaders
+from loaders.spec import cpu_cores
+
+from .measure import StepMeter, timed_batches
+
+DEFAULT_BUDGET_S = 60.0
+
+
+def measure_point(ctx, name: str, split: str, workers: int, prefetch: int, batch_size: int, seconds: float, warmup: int = 2) -> dict:
+    """Loader-only images/sec of one configuration (build time not counted)."""
+    spec = ctx.spec(name).with_(workers=workers, prefetch=prefetch, batch_size=batch_size)
+    t0 = time.perf_counter()
+    with loaders.build(name, split, ctx.dataset, spec) as loader:
+        build_s = time.perf_counter() - t0
+        meter = StepMeter(warmup=warmup, device=ctx.device)
+        for _ in timed_batches(loader, meter, max_steps=None, seconds=seconds):
+            pass
+        m = meter.metrics()
+    return {"workers": workers, "prefetch": prefetch, "batch_size": batch_size, "images_per_sec": m["images_per_sec"],
+            "p10": m.get("p10"), "p90": m.get("p90"), "steps": m["steps"], "build_s": round(build_s, 3)}
+
+
+def candidates(cores: int, batch_size: int) -> dict[str, list[int]]:
+    workers = sorted({1, max(1, cores // 2), cores, cores + 1, 2 * cores} - {0})
+    batches = sorted({32, 64, 128, 256, batch_size})
+    return {"workers": workers, "prefetch": [1, 2, 4], "batch_size": batches}
+
+
+def flags(best: dict) -> str:
+    return f"--workers {best['workers']} --prefetch {best['prefetch']} --batch-size {best['batch_size']}"
+
+
+def tune_mode(ctx, name: str) -> list[dict]:
+    cfg = ctx.cfg
+    split = "val" if cfg.split == "val" else "train"  # "both": tune on train
+    budget = cfg.seconds or DEFAULT_BUDGET_S
+    cores = cpu_cores()
+    grid = candidates(cores, cfg.batch_size)
+    # Per point: a slice of the budget, at least 1.5 s of timing (a few batches on 2 cores).
+    n_points = len(grid["workers"]) + len(grid["prefetch"]) + len(grid["batch_size"]) + 3
+    per_point = max(1.5, 0.6 * budget / n_points)
+    t_end = time.perf_counter() + budget
+    tried: list[dict] = []
+    best = {"workers": ctx.workers if ctx.workers else cores, "prefetch": cfg.prefetch, "batch_size": cfg.batch_size}
+    skipped = 0
+
+    def key(p):
+        return (p["workers"], p["prefetch"], p["batch_size"])
+
+    def point(bar, **kw) -> dict | None:
+        nonlocal skipped
+        cfgp = {**best, **kw}
+        done = [p for p in tried if key(p) == key(cfgp)]
+        if done:
+            return done[0]
+        if time.perf_counter() + per_point > t_end:
+            skipped += 1
+            return None
+        try:
+            p = measure_point(ctx, name, split, cfgp["workers"], cfgp["prefetch"], cfgp["batch_size"], per_point)
+        except Exception as e:  # noqa: BLE001 - a failing point (e.g. too many workers) is a row, the search goes on
+            p = {**cfgp, "images_per_sec": 0.0, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        tried.append(p)
+        bar.update()
+        bar.set_postfix_str(f"w{p['workers']} p{p['prefetch']} b{p['batch_size']}: {p['images_per_sec']:.0f} img/s")
+        return p
+
+    with ctx.bar(total=n_points, desc=f"tune {name} {split}", unit="point") as bar:
+        for dim in ("workers", "prefetch", "batch_size"):
+            results = [p for v in grid[dim] if (p := point(bar, **{dim: v}))]
+            ok = [p for p in results if not p.get("error")]
+            if ok:
+                top = max(ok, key=lambda p: p["images_per_sec"])
+                best = {k: top[k] for k in ("workers", "prefetch", "batch_size")}
+        # Re-measure the best few once more (noise on a shared machine): rank by the median.
+        ranked = sorted((p for p in tried if not p.get("error")), key=lambda p: -p["images_per_sec"])[:3]
+        for p in ranked:
+            if time.perf_counter() + per_point > t_end:
+                break
+            again = measure_point(ctx, name, split, p["workers"], p["prefetch"], p["batch_size"], per_point)
+            p.setdefault("repeats", [p["images_per_sec"]]).append(again["images_per_sec"])
+            bar.update()
+    for p in tried:
+        reps = p.get("repeats", [p["images_per_sec"]])
+        p["score"] = round(sorted(reps)[len(reps) // 2] if len(reps) % 2 else sum(sorted(reps)[len(reps) // 2 - 1:len(reps) // 2 + 1]) / 2, 2)
+    ok = [p for p in tried if not p.get("error")]
+    if not ok:
+        raise RuntimeError(f"tune {name}: no configuration ran ({tried[0].get('error') if tried else 'budget too small'})")
+    top = max(ok, key=lambda p: p["score"])
+    best = {k: top[k] for k in ("workers", "prefetch", "batch_size")}
+    metrics = {"images_per_sec": top["score"], "best": best, "flags": flags(best), "cores": cores, "split": split,
+               "points": tried, "skipped_points": skipped, "budget_s": budget, "per_point_s": round(per_point, 2)}
+    ctx.log(f"tune {name} ({split}, {cores} cores): best {top['score']:.0f} img/s with {flags(best)}")
+    print(f"use: python -m bench.run --loader {name} {flags(best)}")
+    return [ctx.record("tune", loader=name, variant=split, metrics=metrics, config=ctx.resolved())]

@@ -1,0 +1,159 @@
+"""Loader-only images/sec: the project's `ffcv` loader vs a bare FFCV `Loader` loop.
+
+Both read the same `.beton` (the backend's default write policy: JPEG q90, max 512 px) with
+the same decoder (RandomResizedCropRGBImageDecoder + RandomHorizontalFlip), workers, batch
+size and batches_ahead. The bare loop is FFCV as its docs write it, minus the
+`ToTensor, ToTorchImage, NormalizeImage, ToDevice` tail that hangs on CPU (see loaders/ffcv.py):
+"bare" is FFCV alone (uint8 NHWC out), "bare+norm" adds the same uint8 -> normalised float
+channels_last conversion inline (what the wrapper's output contract costs).
+
+Each Loader's first epoch compiles the pipeline with numba (seconds): the fixtures run it once,
+untimed, and report it as `first_epoch_s`; the timed epochs never include it.
+
+    .venv/bin/python -m pytest tests/benchmarks/test_bench_ffcv.py --benchmark-enable -s
+
+Under the normal test run (--benchmark-disable) each case runs one epoch, untimed, on loaders
+shared by the module (two numba compilations in all).
+"""
+from __future__ import annotations
+
+import shutil
+import statistics
+import time
+
+import pytest
+import torch
+
+pytest.importorskip("ffcv", reason="FFCV missing: `apt-get install -y pkg-config libturbojpeg0-dev libopencv-dev && pip install ffcv` (or `make venv`)")
+
+from loaders import LoaderSpec, build  # noqa: E402
+from loaders.data import scan  # noqa: E402
+from loaders.embedded import render  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numba finalizer noise
+
+RENDERS, COPIES, CLASSES = 32, 16, 4  # 512 ImageNet-like JPEGs (200-500 px), 8 batches of 64
+SPEC = LoaderSpec(batch_size=64, res=224, workers=2, seed=0, options={"progress": False})
+
+
+@pytest.fixture(scope="module")
+def bench_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ffcv-bench")
+    for split in ("train", "val"):
+        for c in range(CLASSES):
+            (root / split / f"c{c}").mkdir(parents=True)
+    for i in range(RENDERS):
+        src = root / "train" / f"c{i % CLASSES}" / f"r{i:03d}_0.jpg"
+        src.write_bytes(render("train", i % 10, i))
+        for k in range(1, COPIES):
+            shutil.copyfile(src, src.with_name(f"r{i:03d}_{k}.jpg"))
+        if i < CLASSES:
+            shutil.copyfile(src, root / "val" / f"c{i}" / "v.jpg")
+    return scan(root, progress=False)
+
+
+def _first_epoch(epoch) -> float:
+    t = time.perf_counter()
+    epoch()
+    return time.perf_counter() - t
+
+
+@pytest.fixture(scope="module")
+def wrapper(bench_data):
+    """(epoch function, loader, first-epoch seconds incl. numba compile)."""
+    loader = build("ffcv", "train", bench_data, SPEC)
+    state = {"epoch": 0}
+
+    def epoch() -> int:
+        loader.set_epoch(state["epoch"])
+        state["epoch"] += 1
+        return sum(x.shape[0] for x, _ in loader)
+
+    first = _first_epoch(epoch)
+    yield epoch, loader, first
+    loader.close()
+
+
+@pytest.fixture(scope="module")
+def bare(wrapper):
+    """A bare FFCV Loader on the wrapper's .beton: (epoch(normalise) function, first-epoch s)."""
+    from ffcv.fields.basics import IntDecoder
+    from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder
+    from ffcv.loader import Loader, OrderOption
+    from ffcv.transforms import RandomHorizontalFlip
+
+    _, wl, _ = wrapper
+    threads = torch.get_num_threads()
+    loader = Loader(
+        str(wl.path), batch_size=SPEC.batch_size, num_workers=SPEC.workers, order=OrderOption.RANDOM,
+        os_cache=True, drop_last=False, batches_ahead=3, seed=0,
+        pipelines={"image": [RandomResizedCropRGBImageDecoder((SPEC.res, SPEC.res), scale=SPEC.scale, ratio=SPEC.ratio),
+                             RandomHorizontalFlip()],
+                   "label": [IntDecoder()]},
+    )
+    torch.set_num_threads(threads)  # FFCV sets it to num_workers process-wide
+    mean = torch.tensor(SPEC.mean).view(1, 3, 1, 1)
+    inv_std = 1.0 / torch.tensor(SPEC.std).view(1, 3, 1, 1)
+
+    def epoch(normalise: bool) -> int:
+        n = 0
+        for images, labels in loader:
+            x, y = torch.from_numpy(images), torch.from_numpy(labels)
+            if normalise:
+                x = ((x.permute(0, 3, 1, 2).float() - mean) * inv_std).contiguous(memory_format=torch.channels_last)
+                y = y.reshape(-1).clone()
+            n += x.shape[0]
+        torch.set_num_threads(threads)
+        return n
+
+    first = _first_epoch(lambda: epoch(True))
+    yield epoch, first
+
+
+def _timed(fn, *args) -> float:
+    t = time.perf_counter()
+    n = fn(*args)
+    return n / (time.perf_counter() - t)
+
+
+def test_bench_ffcv_wrapper(benchmark, wrapper):
+    epoch, loader, first = wrapper
+    rates = []
+    benchmark.pedantic(lambda: rates.append(_timed(epoch)), rounds=5)
+    benchmark.extra_info.update(images_per_sec=round(statistics.median(rates), 1), images=loader.num_samples,
+                                first_epoch_s=round(first, 2), **{k: loader.stats[k] for k in ("beton_bytes", "convert_s", "first_batch_s")})
+
+
+def test_bench_ffcv_bare(benchmark, bare, bench_data):
+    epoch, first = bare
+    rates = []
+    benchmark.pedantic(lambda: rates.append(_timed(epoch, True)), rounds=5)
+    benchmark.extra_info.update(images_per_sec=round(statistics.median(rates), 1), images=len(bench_data.samples("train")),
+                                first_epoch_s=round(first, 2))
+
+
+def test_bench_ffcv_wrapper_vs_bare(benchmark, wrapper, bare):
+    """Interleaved rounds (order rotated each round); medians and wrapper / bare+norm ratio."""
+    w_epoch, loader, w_first = wrapper
+    b_epoch, b_first = bare
+    loops = {"wrapper": w_epoch, "bare+norm": lambda: b_epoch(True), "bare": lambda: b_epoch(False)}
+    rates = {k: [] for k in loops}
+    names = list(loops)
+
+    def one_round():
+        for k in names:
+            rates[k].append(_timed(loops[k]))
+        names.append(names.pop(0))
+
+    benchmark.pedantic(one_round, rounds=7)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    benchmark.extra_info.update({f"{k}_images_per_sec": round(v, 1) for k, v in med.items()})
+    benchmark.extra_info["wrapper_over_bare_norm"] = round(med["wrapper"] / med["bare+norm"], 3)
+    benchmark.extra_info["wrapper_over_bare_uint8"] = round(med["wrapper"] / med["bare"], 3)
+    benchmark.extra_info["rounds"] = len(rates["wrapper"])
+    benchmark.extra_info.update(wrapper_first_epoch_s=round(w_first, 2), bare_first_epoch_s=round(b_first, 2),
+                                beton_bytes=loader.stats["beton_bytes"], convert_s=loader.stats["convert_s"])
+    print("\n" + ", ".join(f"{k} {v:.0f} img/s" for k, v in med.items())
+          + f"; wrapper / bare+norm = {med['wrapper'] / med['bare+norm']:.3f}"
+          + f"; first epoch (numba compile) wrapper {w_first:.1f} s, bare {b_first:.1f} s"
+          + f"; .beton {loader.stats['beton_bytes'] / 1e6:.1f} MB in {loader.stats['convert_s']:.2f} s")

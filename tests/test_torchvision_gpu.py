@@ -1,0 +1,285 @@
+"""torchvision-gpu backend: the contract, val/train parity with `torchvision`, fallbacks.
+
+Here (no GPU) the class is built directly with spec.device="cpu": the same code runs with
+torchvision's CPU JPEG decoder. The `gpu` tests run the same checks with nvJPEG on CUDA (they
+skip automatically without it; bench/gpu_check.sh runs them on a lent GPU machine).
+"""
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+import loaders
+from loaders import LoaderSpec, build
+from loaders.data import Dataset
+from loaders.torchvision_gpu import TorchvisionGpuLoader, jpeg_info, resized_size, unavailable_reason
+from tests.conftest import collect, images_digest, jpeg_bytes
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    # torchvision >= 0.29 deprecates its image codecs in favour of TorchCodec; they still work.
+    pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning"),
+]
+
+SPEC = LoaderSpec(batch_size=4, res=32, val_res=32, workers=2, seed=3)
+PARITY = LoaderSpec(batch_size=8, res=224, val_res=224, workers=2, seed=5)  # 256 -> 224, the real sizes
+MAX_MEAN_LEVELS = 2.0  # mean |diff| in 0-255 levels allowed vs the torchvision backend
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+def levels(x: torch.Tensor, spec: LoaderSpec) -> torch.Tensor:
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    return x.float().cpu() * std + mean
+
+
+def every_format_as_val(tiny) -> Dataset:
+    """tiny's train images (grayscale, CMYK, progressive, PNG among them) as the val split."""
+    s = tiny.samples("train")
+    return Dataset("tiny-odd-val", tiny.root, tiny.classes, {"train": s, "val": s}, tiny.fingerprint + "-odd")
+
+
+def expected_fallbacks(samples) -> dict:
+    """What must be decoded on the host: PNG (and other non-JPEG) and CMYK JPEGs."""
+    out: dict = {}
+    for path, _ in samples:
+        with Image.open(path) as img:
+            reason = "not-jpeg" if img.format != "JPEG" else ("cmyk" if img.mode == "CMYK" else None)
+        if reason:
+            out[reason] = out.get(reason, 0) + 1
+    return out
+
+
+def make(split, dataset, spec, device):
+    return TorchvisionGpuLoader(split, dataset, spec.with_(device=device))
+
+
+# -- pieces -------------------------------------------------------------------------------
+def test_unavailable_reason_matches_cuda():
+    reason = unavailable_reason()
+    if torch.cuda.is_available():
+        assert reason is None
+    else:
+        assert reason == "needs a CUDA GPU; use `torchvision` on this machine"
+
+
+def test_registry_entry_if_registered():
+    if "torchvision-gpu" not in loaders.REGISTRY:
+        pytest.skip("torchvision-gpu not registered in loaders/__init__.py")
+    assert loaders.available()["torchvision-gpu"] == unavailable_reason()
+
+
+def test_jpeg_info_sniffs_components_and_progressive():
+    assert jpeg_info(jpeg_bytes(0, 1)) == (3, False)
+    assert jpeg_info(jpeg_bytes(0, 1, "L")) == (1, False)
+    assert jpeg_info(jpeg_bytes(0, 1, "CMYK")) == (4, False)
+    assert jpeg_info(jpeg_bytes(0, 1, progressive=True)) == (3, True)
+    assert jpeg_info(jpeg_bytes(0, 1, fmt="PNG")) is None
+    assert jpeg_info(b"\xff\xd8\xff") is None and jpeg_info(b"") is None
+
+
+@pytest.mark.parametrize("h,w", [(300, 400), (400, 300), (256, 256), (333, 500), (257, 1000)])
+def test_resized_size_is_torchvisions(h, w):
+    import torchvision.transforms.functional as TF
+
+    img = Image.new("RGB", (w, h))
+    out = TF.resize(img, 256)
+    assert resized_size(h, w, 256) == (out.height, out.width)
+
+
+# -- the contract -------------------------------------------------------------------------
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_batches_shape_dtype_layout_counts(split, device, tiny):
+    n = len(tiny.samples(split))
+    with make(split, tiny, SPEC, device) as loader:
+        assert loader.num_samples == n
+        sizes = []
+        for x, y in loader:
+            assert x.dtype == torch.float32 and x.device.type == device
+            assert x.shape[1:] == (3, 32, 32)
+            assert x.is_contiguous(memory_format=torch.channels_last)
+            lo, hi = (0 - max(SPEC.mean)) / min(SPEC.std), (255 - min(SPEC.mean)) / min(SPEC.std)
+            assert lo - 1e-3 <= x.min() and x.max() <= hi + 1e-3
+            assert y.dtype == torch.int64 and y.shape == (x.shape[0],) and y.device.type == device
+            sizes.append(x.shape[0])
+        assert sum(sizes) == n and len(sizes) == len(loader)
+        assert sizes[:-1] == [SPEC.batch_size] * (len(sizes) - 1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_nchw_and_bfloat16(device, tiny):
+    with make("val", tiny, SPEC.with_(channels_last=False, dtype="bfloat16"), device) as loader:
+        x, _ = next(iter(loader))
+    assert x.dtype == torch.bfloat16 and x.is_contiguous()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_val_is_imagefolder_order_and_deterministic(device, tiny):
+    with make("val", tiny, SPEC, device) as loader:
+        x1, y1 = collect(loader)
+        x2, y2 = collect(loader)
+    assert y1.tolist() == [label for _, label in tiny.samples("val")]
+    assert torch.equal(x1, x2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_order_follows_seed_and_epoch(device, tiny):
+    def run(seed, epoch):
+        with make("train", tiny, SPEC.with_(seed=seed), device) as loader:
+            loader.set_epoch(epoch)
+            x, y = collect(loader)
+            return x, y.tolist(), [tiny.samples("train")[i][1] for i in loader.order()]
+
+    (xa, a, order_a), (xb, b, _), (_, c, _) = run(3, 1), run(3, 1), run(3, 2)
+    assert a == b and torch.equal(xa, xb), "same seed + epoch -> same order and crops"
+    assert a == order_a, "the base class order()"
+    assert a != c, "another epoch -> another order"
+    assert sorted(a) == sorted(label for _, label in tiny.samples("train"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_two_shards_cover_the_split_once(device, tiny):
+    with make("val", tiny, SPEC, device) as loader:
+        whole = sorted(images_digest(collect(loader)[0]))
+    parts = []
+    for rank in range(2):
+        with make("val", tiny, SPEC.with_(rank=rank, world=2), device) as loader:
+            x, _ = collect(loader)
+            assert x.shape[0] == loader.num_samples
+            parts += images_digest(x)
+    assert sorted(parts) == whole
+
+
+def test_drop_last_gives_full_batches(tiny):
+    with make("train", tiny, SPEC.with_(drop_last=True), "cpu") as loader:
+        sizes = [x.shape[0] for x, _ in loader]
+    assert sizes == [4] * (len(tiny.samples("train")) // 4) and len(sizes) == len(loader)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_set_resolution_changes_train_size(device, tiny):
+    with make("train", tiny, SPEC, device) as loader:
+        assert next(iter(loader))[0].shape[-1] == 32
+        loader.set_resolution(48)
+        loader.set_epoch(1)
+        x, _ = next(iter(loader))
+        assert x.shape[-2:] == (48, 48)
+        assert sum(x.shape[0] for x, _ in loader) == loader.num_samples
+    with make("val", tiny, SPEC, device) as loader, pytest.raises(ValueError):
+        loader.set_resolution(48)
+
+
+# -- fallbacks ----------------------------------------------------------------------------
+@pytest.mark.parametrize("device", DEVICES)
+def test_cmyk_and_png_fall_back_to_host_and_are_counted(device, tiny):
+    want = expected_fallbacks(tiny.samples("train"))
+    assert want.get("cmyk") and want.get("not-jpeg"), "the fixture has CMYK and PNG files"
+    with make("train", tiny, SPEC, device) as loader:
+        collect(loader)
+        d = loader.describe()
+    reasons = {k: v for k, v in d["fallback_reasons"].items() if k != "device-decode-error"}
+    assert reasons == want
+    assert d["cpu_fallbacks"] == sum(want.values()) + d["device_decode_errors"]
+    assert d["device_decoded"] + d["cpu_fallbacks"] == len(tiny.samples("train"))
+    if device == "cpu":  # libjpeg decodes grayscale (as RGB) and progressive JPEGs
+        assert d["device_decode_errors"] == 0
+
+
+def test_corrupt_file_raises_instead_of_hanging(tmp_path, tiny):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(jpeg_bytes(0, 1)[:200])  # headers only, truncated scan
+    s = tiny.samples("val")
+    ds = Dataset("bad", tmp_path, tiny.classes, {"train": s, "val": [(str(bad), 0)] + s}, "bad")
+    with make("val", ds, SPEC, "cpu") as loader:
+        t0 = time.perf_counter()
+        with pytest.raises(Exception):
+            collect(loader)
+        assert time.perf_counter() - t0 < 60
+
+
+# -- parity with the torchvision backend ----------------------------------------------------
+def parity(tiny, split: str, device: str) -> float:
+    ds = every_format_as_val(tiny)
+    spec = PARITY.with_(workers=1)
+    with make(split, ds, spec, device) as loader:
+        a, ya = collect(loader)
+    with build("torchvision", split, ds, spec.with_(device="cpu")) as loader:
+        b, yb = collect(loader)
+    assert ya.tolist() == yb.tolist(), "same order as the torchvision backend"
+    diff = (levels(a, spec) - levels(b, spec)).abs()
+    per_image = diff.mean((1, 2, 3))
+    print(f"{split} {device}: mean |diff| {diff.mean():.3f} levels, worst image {per_image.max():.3f}")
+    assert per_image.max() <= 2 * MAX_MEAN_LEVELS, per_image.tolist()
+    return float(diff.mean())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_val_parity_with_torchvision_backend(device, tiny):
+    assert parity(tiny, "val", device) <= MAX_MEAN_LEVELS
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_crops_match_torchvision_backend(device, tiny):
+    # Same (seed, epoch, index) RNG -> same crop box and flip; only resampling/decoder differ
+    # (the CPU backend may decode with PIL's draft(), which shifts pixels a little).
+    assert parity(tiny, "train", device) <= MAX_MEAN_LEVELS
+
+
+# -- threads and early exits ----------------------------------------------------------------
+def _threads(prefix: str) -> int:
+    return sum(t.name.startswith(prefix) and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_abandoned_iteration_stops_the_producer(device, tiny):
+    base, base_read = _threads("tvgpu-produce"), _threads("tvgpu-read")
+    with make("train", tiny, SPEC.with_(prefetch=1), device) as loader:
+        for _ in range(3):
+            it = iter(loader)
+            next(it)
+            it.close()  # what a `break` out of the loop does
+        assert _threads("tvgpu-produce") == base
+        assert sum(x.shape[0] for x, _ in loader) == loader.num_samples  # still usable
+    assert _threads("tvgpu-read") == base_read, "close() joins the reading threads"
+
+
+# -- CUDA only ----------------------------------------------------------------------------
+@pytest.mark.gpu
+def test_cuda_through_the_registry(tiny):
+    if "torchvision-gpu" not in loaders.REGISTRY:
+        pytest.skip("torchvision-gpu not registered in loaders/__init__.py")
+    with build("torchvision-gpu", "train", tiny, SPEC.with_(device="cuda")) as loader:
+        x, y = next(iter(loader))
+        assert x.is_cuda and y.is_cuda
+        assert loader.describe()["decode_device"].startswith("cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_grayscale_and_progressive_decode_on_device(tiny):
+    # nvJPEG is expected to take grayscale (as RGB) and progressive JPEGs; what it refuses still
+    # works (host fallback) but shows up here.
+    with make("train", tiny, SPEC, "cuda") as loader:
+        collect(loader)
+        d = loader.describe()
+    assert d["device_decode_errors"] == 0, d
+
+
+@pytest.mark.gpu
+def test_cuda_batches_are_ready_on_the_consumer_stream(tiny):
+    # Batches are built on the producer's stream; the consumer must see finished pixels even
+    # when its own stream is busy.
+    with make("val", tiny, SPEC, "cuda") as loader:
+        ref, _ = collect(loader)
+        side = torch.cuda.Stream()
+        with torch.cuda.stream(side):
+            got = []
+            for x, _ in loader:
+                torch.cuda._sleep(1_000_000)  # keep this stream busy
+                got.append(x.float().cpu())
+    assert torch.equal(torch.cat(got), ref)
