@@ -5,21 +5,27 @@
 #   GPU_CHECK_SMOKE=1 OUT=/tmp/out bash bench/gpu_check.sh   # dry run here, tiny sizes, CPU
 #
 # Runs from the repo root with the machine's own python3/torch/torchvision (PYTHONPATH=., no
-# venv, no installs, no network). In order, each step time-boxed (`timeout`) inside one overall
-# budget, going on past failures:
-#   1 fingerprint            6 train, eager: synthetic, then each real loader
-#   2 embedded dataset       7 train, --compile: synthetic, then each real loader
-#   3 pytest -m gpu          8 summary (+ one `gpu_check` record with every step's outcome)
-#   4 val/train pixel parity: torchvision-gpu vs torchvision
+# venv, no installs, no network). Steps, in order, each time-boxed (`timeout`) inside one
+# overall budget (GPU_CHECK_BUDGET), going on past failures:
+#   1 fingerprint (nvidia-smi, bench.hardware, which loaders are available)
+#   2 embedded dataset (loaders/embedded.py, up to 8 processes), under $LOADERBENCH_DATA
+#   3 pytest -m gpu (tests/benchmarks left out: its conftest shadows tests/conftest.py)
+#   4 pixel parity, torchvision-gpu vs torchvision (val and train), -> $OUT/parity.json
 #   5 loader mode: synthetic, torchvision (workers = cores), torchvision-gpu, dali, dali-cpu
+#   6 train, eager: resnet50 + resnet18, same loaders (synthetic first: the ceiling)
+#   7 train, --compile: resnet18, then resnet50 (what the budget leaves)
+#   8 summary tables + one `gpu_check` record with every step's outcome
 # Loaders that cannot run here (DALI not installed, torchvision-gpu without CUDA) still get
-# their `unavailable` records, with the reason. Train: resnet50 + resnet18, 224 px, bf16
-# autocast, channels-last, batch 256.
+# their `unavailable` records, with the reason. Train: 224 px, bf16 autocast, channels-last,
+# batch 256.
 #
 # Writes under $OUT: gpu.jsonl (every record), gpu_check.log (all output), parity.json,
 # pytest_gpu.xml. Knobs (env): GPU_CHECK_BUDGET (s, default 440), GPU_CHECK_N (embedded train
-# images per class, default 600), GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1,
-# GPU_CHECK_SMOKE_COMPILE=1 (also run the --compile steps in smoke mode: slow on CPU), PYTHON.
+# images per class, default 512: 5120 train = 20 full batches of 256,
+# so no odd-sized last batch recompiles a compiled model mid-measurement), GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1,
+# GPU_CHECK_ONLY (comma list of pytest,parity,loader,eager,compile: run
+# only those, e.g. a rerun of `compile` on the same warm machine, whose dataset and inductor
+# caches are still there; fingerprint and dataset always run), GPU_CHECK_SMOKE_COMPILE=1 (also run the --compile steps in smoke mode: slow on CPU), PYTHON.
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
@@ -44,13 +50,14 @@ if [[ $SMOKE == 1 ]]; then
     LSTEPS=${GPU_CHECK_STEPS:-3}; TSTEPS=${GPU_CHECK_STEPS:-2}; LWARM=1; TWARM=1; CWARM=1; PARITY_N=24
     SCALE=3  # the step caps below are for the GPU machine; smoke mode (2 busy cores) gets 3x
 else
-    BUDGET=${GPU_CHECK_BUDGET:-440}; N=${GPU_CHECK_N:-600}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
+    BUDGET=${GPU_CHECK_BUDGET:-440}; N=${GPU_CHECK_N:-512}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
     LSTEPS=${GPU_CHECK_STEPS:-30}; TSTEPS=${GPU_CHECK_STEPS:-30}; LWARM=5; TWARM=10; CWARM=10; PARITY_N=256
     SCALE=1
 fi
 RESERVE=15  # seconds kept for the summary at the end
 DATA="embedded:$N"
 ARCHS=resnet50,resnet18
+LOADERS=synthetic,torchvision,torchvision-gpu,dali,dali-cpu
 T0=$(date +%s)
 
 # bench.run, with torchvision-gpu registered if loaders/__init__.py does not list it yet.
@@ -66,6 +73,9 @@ sys.exit(main(sys.argv[1:]))
 COMMON=(--data "$DATA" --out "$REC" --no-progress --batch-size "$BATCH" --res "$RES")
 
 STEP_NAMES=() STEP_STATUS=() STEP_SECS=()
+
+ONLY=${GPU_CHECK_ONLY:-pytest,parity,loader,eager,compile}
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
 
@@ -101,10 +111,14 @@ skip() {  # skip NAME REASON
 }
 
 bench() { "$PY" -c "$WRAP" "$@"; }
+# Smoke mode without CUDA: run torchvision-gpu's whole path with the CPU decoder (testing only).
+[[ $SMOKE == 1 ]] && ! "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null \
+    && export LOADERBENCH_TVGPU_ON_CPU=1
 
 fingerprint() {
     echo "repo: $(pwd)  smoke=$SMOKE  budget=${BUDGET}s  cores=$CORES  data=$DATA  batch=$BATCH  res=$RES"
     echo "OUT=$OUT  LOADERBENCH_DATA=$LOADERBENCH_DATA  python=$(command -v "$PY")"
+    [[ ${LOADERBENCH_TVGPU_ON_CPU:-0} == 1 ]] && echo "note: no CUDA: torchvision-gpu runs its code path with the CPU decoder (LOADERBENCH_TVGPU_ON_CPU=1, smoke only)"
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
     "$PY" - <<'PY'
 import json, torch, torchvision
@@ -168,19 +182,6 @@ sys.exit(0 if result["val"]["mean_abs_levels"] <= 2.0 else 1)
 PY
 }
 
-# Which real loaders can run here (the rest get `unavailable` records in one cheap call each).
-split_loaders() {
-    "$PY" - <<'PY'
-import loaders
-if "torchvision-gpu" not in loaders.REGISTRY:
-    loaders.register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader")
-ok, no = [], []
-for name in ("torchvision", "torchvision-gpu", "dali", "dali-cpu"):
-    (no if loaders.why_unavailable(name) else ok).append(name)
-print(" ".join(ok)); print(",".join(no))
-PY
-}
-
 summary() {
     echo; echo "== [$(elapsed)s] summary"
     local i
@@ -225,11 +226,15 @@ if parity:
     print("\nparity vs torchvision (levels):", {k: parity[k]["mean_abs_levels"] for k in ("val", "train") if k in parity}, "on", parity["device"])
 if pytest:
     print("pytest -m gpu:", pytest)
-bad = [s for s in steps if s["outcome"] != "ok"]
-print(f"\n{len(records)} records in {rec}; {len(steps) - len(bad)}/{len(steps)} steps ok; {wall}s of {budget}s")
+bad = [s for s in steps if s["outcome"] != "ok" and not s["outcome"].startswith("skipped:")]
+skipped = [s for s in steps if s["outcome"].startswith("skipped:")]
+for st in steps:
+    st["seconds"] = int(st["seconds"])
+print(f"\n{len(records)} records in {rec}; steps: {len(steps) - len(bad) - len(skipped)} ok, {len(skipped)} skipped on purpose, "
+      f"{len(bad)} failed/timed out/cut; {wall}s of {budget}s")
 sys.path.insert(0, ".")
 from bench.results import append, make_record
-metrics = {"steps": steps, "steps_ok": len(steps) - len(bad), "steps_total": len(steps), "wall_s": wall, "budget_s": budget,
+metrics = {"steps": steps, "steps_ok": len(steps) - len(bad) - len(skipped), "steps_failed": len(bad), "steps_total": len(steps), "wall_s": wall, "budget_s": budget,
            "records": len(records), "smoke": smoke, "pytest_gpu": pytest,
            "parity_val_levels": parity and parity.get("val", {}).get("mean_abs_levels"),
            "parity_train_levels": parity and parity.get("train", {}).get("mean_abs_levels"),
@@ -240,7 +245,7 @@ PY
 }
 
 export PY DATA OUT PARITY_N WRAP SMOKE BUDGET CORES BATCH RES N
-export -f bench fingerprint make_data parity split_loaders
+export -f bench fingerprint make_data parity
 
 main() {
     echo "gpu_check: $(date -u +%FT%TZ)"
@@ -251,39 +256,29 @@ main() {
         summary; return 1
     fi
 
-    step "pytest -m gpu" 120 "$PY" -m pytest -m gpu -q -rfEs -p no:cacheprovider --continue-on-collection-errors \
-        --junitxml="$OUT/pytest_gpu.xml" -o junit_family=xunit2
-    step "parity torchvision-gpu vs torchvision" 90 parity
+    want pytest && step "pytest -m gpu" 90 "$PY" -m pytest -m gpu -q -rfEs -p no:cacheprovider --continue-on-collection-errors \
+        --ignore=tests/benchmarks --junitxml="$OUT/pytest_gpu.xml" -o junit_family=xunit2
+    want parity && step "parity torchvision-gpu vs torchvision" 60 parity
 
-    local lists ok no name
-    lists=$(timeout 60 bash -c split_loaders)
-    ok=$(sed -n 1p <<<"$lists"); no=$(sed -n 2p <<<"$lists")
-    echo; echo "real loaders that run here: ${ok:-none}; unavailable: ${no:-none}"
+    # One invocation per mode: bench.run goes on past a failing loader (an error record) and
+    # writes an `unavailable` record, with the reason, for a loader that cannot run here (DALI
+    # not installed, torchvision-gpu without CUDA); records are appended as each one finishes,
+    # so a step cut by its timeout keeps what it measured. Synthetic first: in train mode its
+    # result is the ceiling every real loader's ratio_to_synthetic divides by.
+    want loader && step "loader mode: $LOADERS" 120 bench --mode loader --loader "$LOADERS" --split both --workers "$CORES" \
+        --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
 
-    # loader mode
-    step "loader synthetic" 60 bench --mode loader --loader synthetic --split both --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
-    for name in $ok; do
-        step "loader $name" 90 bench --mode loader --loader "$name" --split both --workers "$CORES" \
-            --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
-    done
-    [[ -n $no ]] && step "loader unavailable: $no" 60 bench --mode loader --loader "$no" "${COMMON[@]}"
+    local train=(--mode train --amp bf16 --channels-last --steps "$TSTEPS" --loader "$LOADERS" "${COMMON[@]}")
+    want eager && step "train eager $ARCHS" 180 bench "${train[@]}" --warmup "$TWARM" --arch "$ARCHS"
 
-    # train, eager then compiled
-    local train=(--mode train --arch "$ARCHS" --amp bf16 --channels-last --steps "$TSTEPS" "${COMMON[@]}")
-    step "train eager synthetic" 90 bench "${train[@]}" --warmup "$TWARM" --loader synthetic
-    for name in $ok; do
-        step "train eager $name" 120 bench "${train[@]}" --warmup "$TWARM" --loader "$name"
-    done
-    [[ -n $no ]] && step "train unavailable: $no" 60 bench "${train[@]}" --loader "$no"
-
-    if [[ $SMOKE == 1 && ${GPU_CHECK_SMOKE_COMPILE:-0} != 1 ]]; then
-        skip "train --compile (all loaders)" "smoke mode: inductor on 2 CPU cores takes minutes; GPU_CHECK_SMOKE_COMPILE=1 runs it"
+    if ! want compile; then
+        :
+    elif [[ $SMOKE == 1 && ${GPU_CHECK_SMOKE_COMPILE:-0} != 1 ]]; then
+        skip "train --compile" "smoke mode: inductor on 2 CPU cores takes minutes; GPU_CHECK_SMOKE_COMPILE=1 runs it"
     else
-        step "train compile synthetic" 180 bench "${train[@]}" --warmup "$CWARM" --compile --loader synthetic
-        # torchvision-gpu first: the GPU path is what this check exists for.
-        for name in $(tr ' ' '\n' <<<"$ok" | sort -r); do
-            step "train compile $name" 150 bench "${train[@]}" --warmup "$CWARM" --compile --loader "$name"
-        done
+        # One arch at a time, the cheaper first, so the budget ends on a complete set of loaders.
+        step "train compile resnet18" 200 bench "${train[@]}" --warmup "$CWARM" --compile --arch resnet18
+        step "train compile resnet50" 300 bench "${train[@]}" --warmup "$CWARM" --compile --arch resnet50
     fi
 
     summary

@@ -7,13 +7,15 @@ batch size for loader-only throughput on this machine, within a time budget.
 Coordinate search (a full grid is too slow to be worth it): workers first (1 .. 2 x cores, at
 the default prefetch and batch size), then prefetch (1, 2, 4) at the best workers, then batch
 size (32, 64, 128, 256 around --batch-size) at the best of those. Each point builds the loader,
-runs a short warm-up and times a few batches; every point is re-measured once at the end
-(interleaved with the winner) so a lucky first reading on a shared machine does not win alone.
+runs a short warm-up and times a few batches; the best three and the starting point are then
+re-measured interleaved for up to three rounds, and the winner is the best median ratio to the
+starting point in the same round (a lucky reading on a shared machine does not win alone).
 --seconds is the whole budget (default 60 s); points left when it runs out are skipped. The
 "tune" record holds every tried point and the best; the flags to use are printed.
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 import loaders
@@ -55,11 +57,12 @@ def tune_mode(ctx, name: str) -> list[dict]:
     cores = cpu_cores()
     grid = candidates(cores, cfg.batch_size)
     # Per point: a slice of the budget, at least 1.5 s of timing (a few batches on 2 cores).
-    n_points = len(grid["workers"]) + len(grid["prefetch"]) + len(grid["batch_size"]) + 3
+    n_points = len(grid["workers"]) + len(grid["prefetch"]) + len(grid["batch_size"]) + 12
     per_point = max(1.5, 0.6 * budget / n_points)
     t_end = time.perf_counter() + budget
     tried: list[dict] = []
     best = {"workers": ctx.workers if ctx.workers else cores, "prefetch": cfg.prefetch, "batch_size": cfg.batch_size}
+    start = dict(best)
     skipped = 0
 
     def key(p):
@@ -90,24 +93,42 @@ def tune_mode(ctx, name: str) -> list[dict]:
             if ok:
                 top = max(ok, key=lambda p: p["images_per_sec"])
                 best = {k: top[k] for k in ("workers", "prefetch", "batch_size")}
-        # Re-measure the best few once more (noise on a shared machine): rank by the median.
+        # Final: the best three and the starting configuration, interleaved round by round; each
+        # is scored by its median ratio to the start measured in the same round (on a shared
+        # machine the load drifts during the search, which a single reading per point mistakes
+        # for a better configuration).
         ranked = sorted((p for p in tried if not p.get("error")), key=lambda p: -p["images_per_sec"])[:3]
-        for p in ranked:
-            if time.perf_counter() + per_point > t_end:
+        finalists = ranked + [p for p in tried if key(p) == key(start) and p not in ranked]
+        for _ in range(3):
+            if time.perf_counter() + len(finalists) * per_point > t_end:
                 break
-            again = measure_point(ctx, name, split, p["workers"], p["prefetch"], p["batch_size"], per_point)
-            p.setdefault("repeats", [p["images_per_sec"]]).append(again["images_per_sec"])
-            bar.update()
+            row = {}
+            for p in finalists:
+                try:
+                    row[key(p)] = measure_point(ctx, name, split, p["workers"], p["prefetch"], p["batch_size"], per_point)["images_per_sec"]
+                except Exception:  # noqa: BLE001 - keep the first reading
+                    continue
+                bar.update()
+            base = row.get(key(start))
+            for p in finalists:
+                if key(p) in row:
+                    p.setdefault("repeats", []).append(row[key(p)])
+                    if base:
+                        p.setdefault("vs_start", []).append(round(row[key(p)] / base, 4))
     for p in tried:
-        reps = p.get("repeats", [p["images_per_sec"]])
-        p["score"] = round(sorted(reps)[len(reps) // 2] if len(reps) % 2 else sum(sorted(reps)[len(reps) // 2 - 1:len(reps) // 2 + 1]) / 2, 2)
+        p["score"] = round(statistics.median(p.get("repeats") or [p["images_per_sec"]]), 2)
+        if p.get("vs_start"):
+            p["vs_start_median"] = round(statistics.median(p["vs_start"]), 4)
     ok = [p for p in tried if not p.get("error")]
     if not ok:
         raise RuntimeError(f"tune {name}: no configuration ran ({tried[0].get('error') if tried else 'budget too small'})")
-    top = max(ok, key=lambda p: p["score"])
+    rated = [p for p in ok if p.get("vs_start_median")]
+    top = max(rated, key=lambda p: p["vs_start_median"]) if rated else max(ok, key=lambda p: p["score"])
     best = {k: top[k] for k in ("workers", "prefetch", "batch_size")}
-    metrics = {"images_per_sec": top["score"], "best": best, "flags": flags(best), "cores": cores, "split": split,
+    metrics = {"images_per_sec": top["score"], "best": best, "flags": flags(best), "cores": cores, "split": split, "start": start,
+               "best_vs_start": top.get("vs_start_median"),
                "points": tried, "skipped_points": skipped, "budget_s": budget, "per_point_s": round(per_point, 2)}
-    ctx.log(f"tune {name} ({split}, {cores} cores): best {top['score']:.0f} img/s with {flags(best)}")
+    gain = f", {top['vs_start_median']:.2f}x the start ({flags(start)})" if top.get("vs_start_median") else ""
+    ctx.log(f"tune {name} ({split}, {cores} cores): best {top['score']:.0f} img/s with {flags(best)}{gain}")
     print(f"use: python -m bench.run --loader {name} {flags(best)}")
     return [ctx.record("tune", loader=name, variant=split, metrics=metrics, config=ctx.resolved())]

@@ -18,18 +18,20 @@ sharded rank::world), each sample's crop comes from an RNG seeded by (seed, epoc
 crops whatever workers, threads or scheduling), every sample exactly once per epoch (the last
 batch is short unless drop_last), and set_epoch / set_resolution take effect at the next pass.
 workers=0 decodes in the calling thread. Prefetch: workers x spec.prefetch batches in flight.
+
+spec.options: pool ("threads" | "processes"), decoder ("auto": simplejpeg + torch resize for
+train when simplejpeg is installed, see loaders/augment.py; "pil": PIL decode + PIL resize only).
 """
 from __future__ import annotations
 
-import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Sampler
 
-from .augment import sample_rng, train_into, val_into
+from .augment import sample_rng, train_crop, train_into, val_crop, val_into
 from .base import Loader, labels_to, normalize
 from .spec import cpu_cores
 
@@ -50,6 +52,14 @@ def _read(path: str) -> bytes:
 
 def fill(out: torch.Tensor, path: str, split: str, spec, res: int, epoch: int, index: int) -> None:
     """One sample's pixels into out (res x res x 3 uint8)."""
+    if spec.options.get("decoder") == "pil":  # the reference path: PIL decode + PIL resize
+        with Image.open(path) as img:
+            if split == "train":
+                arr = train_crop(img, res, sample_rng(spec.seed, epoch, index), spec.scale, spec.ratio, spec.flip)
+            else:
+                arr = val_crop(img, res, spec.resize_side("val"))
+        out.numpy()[...] = arr
+        return
     data = _read(path)
     if split == "train":
         train_into(out, data, res, sample_rng(spec.seed, epoch, index), spec.scale, spec.ratio, spec.flip)
@@ -116,7 +126,6 @@ class TorchvisionLoader(Loader):
         self.stats.update(workers=self.workers, pool=self.pool, prefetch=spec.prefetch)
         self._exec = None
         self._dl = None
-        self._lock = threading.Lock()
         if self.pool == "processes":
             self._dl = DataLoader(
                 _Files(self.samples, split, spec),

@@ -14,7 +14,7 @@ device decoder rejects) is decoded on the host by PIL in the reading threads and
 
 Pipeline: a thread pool (spec.workers threads, default every core) reads files ahead; one
 producer thread decodes each batch on the device on its own CUDA stream and builds the uint8
-NHWC batch; the consumer waits on the batch's event and hands it to the ONE shared
+batch (N×3×H×W, channels_last strides); the consumer waits on the batch's event and hands it to the ONE shared
 `normalize`. Up to spec.prefetch batches are in flight. Order comes from the base class
 `order()` (strided sharding, every sample exactly once per epoch).
 
@@ -42,6 +42,9 @@ from .base import Loader, labels_to, normalize
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
 _END = object()
+# Testing only: with this set to 1 the registry offers the backend without CUDA, and it runs
+# its whole code path with torchvision's CPU decoder (bench/gpu_check.sh's smoke mode uses it).
+CPU_DRY_RUN = "LOADERBENCH_TVGPU_ON_CPU"
 
 
 def unavailable_reason(**_kw) -> str | None:
@@ -54,7 +57,7 @@ def unavailable_reason(**_kw) -> str | None:
     major, minor = (int(x) for x in torchvision.__version__.split("+")[0].split(".")[:2])
     if (major, minor) < (0, 19):
         return f"needs torchvision >= 0.19 for batched decode_jpeg (have {torchvision.__version__}); pip install -U torchvision"
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and os.environ.get(CPU_DRY_RUN) != "1":
         return "needs a CUDA GPU; use `torchvision` on this machine"
     return None
 
@@ -126,28 +129,23 @@ def resized_size(h: int, w: int, side: int) -> tuple[int, int]:
     return side, int(side * w / h)
 
 
-def _resize(img: torch.Tensor, size: tuple[int, int], flip: bool = False) -> torch.Tensor:
-    """uint8 CHW -> uint8 HWC of `size`, antialiased bilinear (PIL's filter), optional h-flip."""
-    h, w = img.shape[-2:]
-    if (h, w) == tuple(size):
-        y = img
-    else:
-        y = F.interpolate(img[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)[0]
-        y = y.round_().clamp_(0, 255).to(torch.uint8)
-    if flip:
-        y = y.flip(-1)
-    return y.permute(1, 2, 0)
+def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 CHW -> float CHW of `size` (not yet rounded), antialiased bilinear: PIL's filter."""
+    x = img.float()
+    if tuple(img.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0]
 
 
 def _center_crop(img: torch.Tensor, res: int) -> torch.Tensor:
-    """HWC center crop with torchvision's rounding (zero padding where the image is smaller)."""
-    h, w = img.shape[:2]
+    """CHW center crop with torchvision's rounding (zero padding where the image is smaller)."""
+    h, w = img.shape[-2:]
     if h < res or w < res:
         ph, pw = max(res - h, 0), max(res - w, 0)
-        img = F.pad(img.permute(2, 0, 1), (pw // 2, (pw + 1) // 2, ph // 2, (ph + 1) // 2)).permute(1, 2, 0)
-        h, w = img.shape[:2]
+        img = F.pad(img, (pw // 2, (pw + 1) // 2, ph // 2, (ph + 1) // 2))
+        h, w = img.shape[-2:]
     top, left = int(round((h - res) / 2.0)), int(round((w - res) / 2.0))
-    return img[top : top + res, left : left + res]
+    return img[:, top : top + res, left : left + res]
 
 
 class TorchvisionGpuLoader(Loader):
@@ -207,20 +205,30 @@ class TorchvisionGpuLoader(Loader):
             self.stats[key] += n
 
     def _make_batch(self, indices: list[int], items: list[_Item], res: int, epoch: int):
+        """uint8 N×3×res×res batch with channels_last strides (what normalize keeps), labels.
+
+        Per sample: crop (a view), one float conversion, one antialiased resize written into
+        a float batch; flips, rounding and the uint8 cast once per batch (fewer launches)."""
         images = self._decode(items)
-        out = torch.empty((len(indices), res, res, 3), dtype=torch.uint8, device=self.device)
-        s = self.spec
+        out = torch.empty((len(indices), 3, res, res), dtype=torch.float32, device=self.device,
+                          memory_format=torch.channels_last)
+        s, flips = self.spec, []
         for j, (index, img) in enumerate(zip(indices, images)):
             h, w = img.shape[-2:]
             if self.split == "train":
                 rng = sample_rng(s.seed, epoch, index)
                 top, left, ch, cw = rrc_params(rng, w, h, s.scale, s.ratio)
-                flip = s.flip and rng.random() < 0.5  # drawn after the crop, as train_crop does
-                out[j] = _resize(img[:, top : top + ch, left : left + cw], (res, res), flip)
+                if s.flip and rng.random() < 0.5:  # drawn after the crop, as train_crop does
+                    flips.append(j)
+                out[j] = _resize(img[:, top : top + ch, left : left + cw], (res, res))
             else:
                 out[j] = _center_crop(_resize(img, resized_size(h, w, s.resize_side("val"))), res)
+        if flips:
+            idx = torch.tensor(flips, device=self.device)
+            out[idx] = out[idx].flip(-1)
+        images = out.round_().clamp_(0, 255).to(torch.uint8)  # keeps the channels_last strides
         labels = torch.tensor([self._samples[i][1] for i in indices], dtype=torch.int64)
-        return out, labels
+        return images, labels
 
     # -- iteration ------------------------------------------------------------------------
     def _batches(self):
@@ -281,7 +289,7 @@ class TorchvisionGpuLoader(Loader):
                     current = torch.cuda.current_stream(self.device)
                     current.wait_event(event)
                     images.record_stream(current)  # made on the producer's stream, used on this one
-                yield normalize(images, self.spec, "NHWC"), labels_to(labels, self.spec)
+                yield normalize(images, self.spec, "NCHW"), labels_to(labels, self.spec)
         finally:
             stop.set()
             with contextlib.suppress(queue.Empty):

@@ -17,7 +17,7 @@ from PIL import Image
 import loaders
 from loaders import LoaderSpec, build
 from loaders.data import Dataset
-from loaders.torchvision_gpu import TorchvisionGpuLoader, jpeg_info, resized_size, unavailable_reason
+from loaders.torchvision_gpu import CPU_DRY_RUN, TorchvisionGpuLoader, jpeg_info, resized_size, unavailable_reason
 from tests.conftest import collect, images_digest, jpeg_bytes
 
 pytestmark = [
@@ -60,12 +60,15 @@ def make(split, dataset, spec, device):
 
 
 # -- pieces -------------------------------------------------------------------------------
-def test_unavailable_reason_matches_cuda():
+def test_unavailable_reason_matches_cuda(monkeypatch):
+    monkeypatch.delenv(CPU_DRY_RUN, raising=False)
     reason = unavailable_reason()
     if torch.cuda.is_available():
         assert reason is None
     else:
         assert reason == "needs a CUDA GPU; use `torchvision` on this machine"
+        monkeypatch.setenv(CPU_DRY_RUN, "1")
+        assert unavailable_reason() is None
 
 
 def test_registry_entry_if_registered():
