@@ -115,7 +115,7 @@ def main(argv=None) -> int:
         say(f"note: {len(dataset.quarantined)} bad files left out (--skip-bad); the records count them")
 
     ctx = dist.context(cfg, dataset, device, amp, workers, threads)
-    names = expand(cfg.loader, loaders.names())
+    names = expand(cfg.loader, loaders.names(runnable_here=True))
     arch_names = models.names()
     archs = expand(cfg.arch, arch_names)
     if cfg.mode in ("loader", "tune", "ceiling"):

@@ -78,20 +78,33 @@ def build_model(arch: str, num_classes: int, res: int, device, channels_last=Tru
     return model
 
 
-def try_compile(model, device, res, channels_last, log=print):
-    """torch.compile, checked on one dummy batch; on failure say why and stay eager."""
-    try:
-        compiled = torch.compile(model)
-        x = torch.zeros(2, 3, res, res, device=device)
-        if channels_last:
-            x = x.to(memory_format=torch.channels_last)
-        with torch.no_grad():
-            compiled.eval()(x)
-        compiled.train()
-        return compiled
-    except Exception as e:  # noqa: BLE001 - any backend failure means: run eager
-        log(f"note: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:160]}); running eager")
-        return model
+class CompileFallback(nn.Module):
+    """torch.compile'd model that falls back to eager, with one message, if compiling fails.
+
+    Compilation happens on the first real batch (in the caller's warm-up), with the real
+    shape and mode: checking it on a dummy batch would compile for the wrong shape and mode
+    and recompile on the first step.
+    """
+
+    def __init__(self, model: nn.Module, log=print):
+        super().__init__()
+        self.module = model
+        self.compiled = torch.compile(model)
+        self.failed = False
+        self.log = log
+
+    def forward(self, *args, **kw):
+        if not self.failed:
+            try:
+                return self.compiled(*args, **kw)
+            except Exception as e:  # noqa: BLE001 - any compiler failure means: run eager
+                self.failed = True
+                self.log(f"note: torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}); running eager")
+        return self.module(*args, **kw)
+
+
+def try_compile(model, device=None, res=None, channels_last=None, log=print):
+    return CompileFallback(model, log)
 
 
 def param_groups(model: nn.Module, weight_decay: float, backbone_lr: float = 1.0, head: str | None = None):
@@ -224,7 +237,8 @@ def evaluate(model: nn.Module, loader, device, amp, tta: bool = False, max_steps
     uneven shards cannot hang) and `reduce` sums the raw counts over ranks: the result is
     over exactly the val split, nothing padded or counted twice.
     """
-    model = unwrap(model)
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module  # no collectives in evaluation (see above)
     model.eval()
     counts = torch.zeros(4, dtype=torch.float64)  # correct1, correct5, loss_sum, samples
     meter = StepMeter(warmup=0, device=device)
@@ -249,8 +263,12 @@ def evaluate(model: nn.Module, loader, device, amp, tta: bool = False, max_steps
 
 # -- checkpoints ------------------------------------------------------------------------------
 def unwrap(model: nn.Module) -> nn.Module:
-    model = getattr(model, "_orig_mod", model)  # torch.compile
-    return getattr(model, "module", model)  # DDP
+    """The plain model inside DDP / CompileFallback / torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None or not isinstance(inner, nn.Module):
+            return model
+        model = inner
 
 
 def save_checkpoint(path, state: TrainState, cfg, extra=None) -> None:

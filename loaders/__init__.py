@@ -28,13 +28,14 @@ class Backend:
     cls: str
     kwargs: dict = field(default_factory=dict)
     summary: str = ""
+    needs_cuda: bool = False  # only usable on a CUDA machine (tested there, `gpu` marker)
 
 
 REGISTRY: dict[str, Backend] = {}
 
 
-def register(name: str, module: str, cls: str, summary: str = "", **kwargs) -> None:
-    REGISTRY[name] = Backend(name, module, cls, kwargs, summary)
+def register(name: str, module: str, cls: str, summary: str = "", needs_cuda: bool = False, **kwargs) -> None:
+    REGISTRY[name] = Backend(name, module, cls, kwargs, summary, needs_cuda)
 
 
 register("synthetic", "synthetic", "SyntheticLoader", "random batches made once on the device: the compute-only ceiling")
@@ -42,10 +43,19 @@ register("torchvision", "torchvision", "TorchvisionLoader", "PIL decode in DataL
 register("dali", "dali", "DaliLoader", "NVIDIA DALI: GPU (mixed) decode when CUDA is there, CPU pipeline otherwise", device="auto")
 register("dali-cpu", "dali", "DaliLoader", "NVIDIA DALI, CPU pipeline forced (even on a GPU machine)", device="cpu")
 register("ffcv", "ffcv", "FfcvLoader", "FFCV .beton (converted once, cached beside the manifest)")
+register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader",
+         "torchvision.io.decode_jpeg on the GPU (nvJPEG, batched), crop/resize/flip on the device; CPU fallback for CMYK/PNG",
+         needs_cuda=True)
 
 
-def names() -> list[str]:
-    return list(REGISTRY)
+def names(runnable_here: bool = False) -> list[str]:
+    """Registered backends; with runnable_here, without those that need CUDA on a machine
+    that has none."""
+    if not runnable_here:
+        return list(REGISTRY)
+    import torch
+
+    return [n for n, b in REGISTRY.items() if not b.needs_cuda or torch.cuda.is_available()]
 
 
 def _module(backend: Backend):

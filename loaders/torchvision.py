@@ -36,6 +36,7 @@ from .base import Loader, labels_to, normalize
 from .spec import cpu_cores
 
 POOLS = ("threads", "processes")
+TASK = 64  # samples per thread-pool task (see _batches)
 
 
 def default_workers(spec) -> int:
@@ -70,10 +71,15 @@ def fill(out: torch.Tensor, path: str, split: str, spec, res: int, epoch: int, i
 def _batch(samples, split, spec, res, epoch, indices, pin) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.empty((len(indices), res, res, 3), dtype=torch.uint8, pin_memory=pin)
     labels = torch.empty(len(indices), dtype=torch.int64)
-    for k, i in enumerate(indices):
+    _fill_part(images, labels, samples, split, spec, res, epoch, indices, 0)
+    return images, labels
+
+
+def _fill_part(images, labels, samples, split, spec, res, epoch, indices, start) -> None:
+    """Samples indices[k] into images[start + k] (a thread pool task: part of one batch)."""
+    for k, i in enumerate(indices, start):
         path, labels[k] = samples[i]
         fill(images[k], path, split, spec, res, epoch, i)
-    return images, labels
 
 
 # -- processes: a DataLoader -----------------------------------------------------------------
@@ -154,23 +160,37 @@ class TorchvisionLoader(Loader):
                 images, labels = _batch(*args, chunk, self.pin)
                 yield normalize(images, self.spec), labels_to(labels, self.spec)
             return
-        depth = max(1, self.workers * max(1, self.spec.prefetch))
+        # Each batch is cut into tasks of `task` samples that the threads fill in place, so
+        # every thread works on the oldest batch first: the batch the main thread waits for is
+        # finished by all threads together, not by one.
+        task = max(1, int(self.spec.options.get("task", TASK)))
+        depth = max(1, self.workers * max(1, self.spec.prefetch))  # batches in flight
         pending: deque = deque()
         todo = iter(chunks)
+
+        def submit(chunk):
+            images = torch.empty((len(chunk), res, res, 3), dtype=torch.uint8, pin_memory=self.pin)
+            labels = torch.empty(len(chunk), dtype=torch.int64)
+            futs = [self._exec.submit(_fill_part, images, labels, *args, chunk[k:k + task], k) for k in range(0, len(chunk), task)]
+            pending.append((images, labels, futs))
+
         try:
             for chunk in todo:
-                pending.append(self._exec.submit(_batch, *args, chunk, self.pin))
+                submit(chunk)
                 if len(pending) >= depth:
                     break
             while pending:
-                images, labels = pending.popleft().result()
+                images, labels, futs = pending.popleft()
+                for f in futs:
+                    f.result()
                 nxt = next(todo, None)
                 if nxt is not None:
-                    pending.append(self._exec.submit(_batch, *args, nxt, self.pin))
+                    submit(nxt)
                 yield normalize(images, self.spec), labels_to(labels, self.spec)
-        finally:  # an abandoned pass: drop what was queued, let running batches finish
-            for f in pending:
-                f.cancel()
+        finally:  # an abandoned pass: drop what was queued, let running tasks finish
+            for _, _, futs in pending:
+                for f in futs:
+                    f.cancel()
 
     def describe(self):
         return {**super().describe(), "workers": self.workers, "pool": self.pool}

@@ -13,7 +13,7 @@ from bench.fit import fit
 from bench.modes import Context
 from models.zoo import BlurPool
 
-from conftest import make_imagefolder
+from tests.conftest import make_imagefolder
 
 CPU = torch.device("cpu")
 

@@ -6,7 +6,6 @@ skip automatically without it; bench/gpu_check.sh runs them on a lent GPU machin
 """
 from __future__ import annotations
 
-import io
 import threading
 import time
 

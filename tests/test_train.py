@@ -101,7 +101,7 @@ def test_resume_reproduces_uninterrupted_run(tiny, tmp_path, monkeypatch):
     assert full[-1]["metrics"]["wall_s"] > 0 and resumed[-1]["metrics"]["epochs"] == 2
 
 
-@pytest.mark.parametrize("name", [n for n in loaders.names() if n not in ("synthetic",)])
+@pytest.mark.parametrize("name", [n for n in loaders.names(runnable_here=True) if n != "synthetic"])
 def test_one_epoch_through_the_core_on_every_backend(name, tiny):
     """The trainer has no per-backend branch: the same fit() runs on each loader."""
     from bench.fit import fit
