@@ -16,6 +16,7 @@ starting point in the same round (a lucky reading on a shared machine does not w
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 
 import loaders
@@ -130,5 +131,7 @@ def tune_mode(ctx, name: str) -> list[dict]:
                "points": tried, "skipped_points": skipped, "budget_s": budget, "per_point_s": round(per_point, 2)}
     gain = f", {top['vs_start_median']:.2f}x the start ({flags(start)})" if top.get("vs_start_median") else ""
     ctx.log(f"tune {name} ({split}, {cores} cores): best {top['score']:.0f} img/s with {flags(best)}{gain}")
-    print(f"use: python -m bench.run --loader {name} {flags(best)}")
+    # The flags to use (stderr under --json, where stdout holds only records). A batch size
+    # change alters the training recipe (LR scaling, BN): take it only for loader-bound runs.
+    print(f"use: python -m bench.run --loader {name} {flags(best)}", file=sys.stderr if cfg.json else sys.stdout)
     return [ctx.record("tune", loader=name, variant=split, metrics=metrics, config=ctx.resolved())]

@@ -13,11 +13,9 @@ import torchvision.models as tvm
 from . import register
 
 _TORCHVISION = {
-    "resnet18": {}, "resnet34": {}, "resnet50": {}, "resnet101": {},
-    "alexnet": {}, "vgg11_bn": {}, "vgg16_bn": {},
+    "resnet18": {}, "resnet50": {}, "alexnet": {}, "vgg11_bn": {},
     "googlenet": {"aux_logits": False, "init_weights": True},
-    "mobilenet_v3_small": {}, "mobilenet_v3_large": {},
-    "efficientnet_b0": {}, "convnext_tiny": {}, "regnet_y_400mf": {},
+    "mobilenet_v3_small": {}, "efficientnet_b0": {}, "convnext_tiny": {},
 }
 
 

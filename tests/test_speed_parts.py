@@ -135,3 +135,42 @@ def test_simplejpeg_decodes_like_pil():
         with Image.open(io.BytesIO(data)) as img:
             ref = np.asarray(img.convert("RGB"))
         assert np.array_equal(decode_rgb(data), ref)
+
+
+# -- tune mode and the pytest-benchmark JSON converter ---------------------------------------
+def test_tune_mode_writes_a_record_and_prints_flags(tiny_root, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "t.jsonl"
+    p = subprocess.run([sys.executable, "-m", "bench.run", "--no-progress", "--mode", "tune", "--loader", "torchvision",
+                        "--data", str(tiny_root), "--seconds", "6", "--batch-size", "4", "--res", "32", "--out", str(out)],
+                       cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "use: python -m bench.run --loader torchvision --workers" in p.stdout
+    (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+    m = rec["metrics"]
+    assert rec["kind"] == "tune" and rec["status"] == "ok" and m["images_per_sec"] > 0
+    assert m["points"] and set(m["best"]) == {"workers", "prefetch", "batch_size"}
+    assert m["flags"].startswith("--workers ")
+
+
+def test_benchjson_turns_cases_into_records(tmp_path):
+    import json
+
+    from bench.benchjson import main
+
+    doc = {"version": "5.3.1", "datetime": "2026-11-26T00:00:00", "commit_info": {"id": "abc", "dirty": True}, "benchmarks": [
+        {"name": "test_bench_loader[torchvision-train]", "fullname": "tests/benchmarks/x.py::test_bench_loader[torchvision-train]",
+         "group": None, "params": {"name": "torchvision", "split": "train"},
+         "extra_info": {"images_per_sec": 812.5, "loader": "torchvision", "variant": "train", "hardware": {"id": "h1", "cores": 2}},
+         "stats": {"min": 0.9, "max": 1.1, "mean": 1.0, "median": 1.0, "stddev": 0.1, "iqr": 0.1, "rounds": 3, "iterations": 1, "ops": 1.0}}]}
+    src, out = tmp_path / "b.json", tmp_path / "r.jsonl"
+    src.write_text(json.dumps(doc))
+    assert main([str(src), "--out", str(out)]) == 0
+    (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rec["kind"] == "benchmark" and rec["loader"] == "torchvision" and rec["variant"] == "train"
+    assert rec["metrics"]["images_per_sec"] == 812.5 and rec["metrics"]["rounds"] == 3
+    assert rec["hardware"] == {"id": "h1", "cores": 2}
