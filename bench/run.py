@@ -99,6 +99,8 @@ def main(argv=None) -> int:
         return 0
     from .distributed import setup as dist_setup
 
+    loaders.base.keep_host_memory()
+
     dist = dist_setup(cfg)
     device = dist.device or T.resolve_device(cfg.device)
     amp = T.resolve_amp(cfg.amp, device)

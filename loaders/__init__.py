@@ -39,7 +39,7 @@ def register(name: str, module: str, cls: str, summary: str = "", needs_cuda: bo
 
 
 register("synthetic", "synthetic", "SyntheticLoader", "random batches made once on the device: the compute-only ceiling")
-register("torchvision", "torchvision", "TorchvisionLoader", "PIL decode in DataLoader workers, uint8 collate, device normalise")
+register("torchvision", "torchvision", "TorchvisionLoader", "libjpeg-turbo decode in a main-process thread pool (or DataLoader workers), uint8 batches, device normalise")
 register("dali", "dali", "DaliLoader", "NVIDIA DALI: GPU (mixed) decode when CUDA is there, CPU pipeline otherwise", device="auto")
 register("dali-cpu", "dali", "DaliLoader", "NVIDIA DALI, CPU pipeline forced (even on a GPU machine)", device="cpu")
 register("ffcv", "ffcv", "FfcvLoader", "FFCV .beton (converted once, cached beside the manifest)")

@@ -25,6 +25,14 @@ def _isolated_cache(tmp_path_factory):
         os.environ["LOADERBENCH_DATA"] = old
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    # pyproject's addopts disable benchmarks for the normal run (each case runs once, untimed);
+    # `pytest --benchmark-only` turns timing back on instead of refusing the combination.
+    if config.getoption("benchmark_only", False):
+        config.option.benchmark_disable = False
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

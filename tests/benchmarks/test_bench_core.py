@@ -25,7 +25,7 @@ from loaders import build
 from tests.benchmarks.conftest import (SPEC, close_dataloader, dataloader_epoch, interleave, loader_epoch, rate, record,
                                        stock_torchvision, torch_threads)
 
-BACKENDS = [n for n in loaders.names() if loaders.why_unavailable(n) is None]
+BACKENDS = loaders.names(runnable_here=True)  # DALI and FFCV included: make installs them
 ARCHS = ["demo_net", "resnet18", "mobilenet_v3_small"]
 
 

@@ -25,7 +25,6 @@ import time
 import pytest
 import torch
 
-pytest.importorskip("ffcv", reason="FFCV missing: `apt-get install -y pkg-config libturbojpeg0-dev libopencv-dev && pip install ffcv` (or `make venv`)")
 
 from loaders import LoaderSpec, build  # noqa: E402
 from loaders.base import labels_to, normalize  # noqa: E402
