@@ -28,6 +28,44 @@ def embedded(request):
     return loaders.resolve("embedded:8" if disabled else "embedded", progress=False)
 
 
+@pytest.fixture(scope="session")
+def bench_data(tmp_path_factory):
+    """512 ImageNet-like JPEGs (32 renders, 200-500 px, each copied 16 times; 8 batches of 64)
+    in 4 classes: the same files for a wrapper and its raw-library loop."""
+    import shutil
+
+    from loaders.data import scan
+    from loaders.embedded import render
+
+    renders, copies, classes = 32, 16, 4
+    root = tmp_path_factory.mktemp("raw-bench")
+    for split in ("train", "val"):
+        for c in range(classes):
+            (root / split / f"c{c}").mkdir(parents=True)
+    for i in range(renders):
+        src = root / "train" / f"c{i % classes}" / f"r{i:03d}_0.jpg"
+        src.write_bytes(render("train", i % 10, i))
+        for k in range(1, copies):
+            shutil.copyfile(src, src.with_name(f"r{i:03d}_{k}.jpg"))
+        if i < classes:
+            shutil.copyfile(src, root / "val" / f"c{i}" / "v.jpg")
+    return scan(root, progress=False)
+
+
+def wrapper_vs_raw(benchmark, loops: dict, rounds: int, wrapper="wrapper", raw="bare+norm") -> dict:
+    """Interleave the loops, put medians and the wrapper/raw ratios (of medians, and the median
+    of same-round pairs, which share the machine's load) in extra_info; return the medians."""
+    rates = interleave(benchmark, loops, rounds)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    paired = [w / b for w, b in zip(rates[wrapper], rates[raw])]
+    benchmark.extra_info.update({f"{k}_images_per_sec": round(v, 1) for k, v in med.items()})
+    benchmark.extra_info.update(wrapper_over_raw=round(med[wrapper] / med[raw], 3), wrapper_over_raw_paired_median=round(statistics.median(paired), 3),
+                                rounds=len(rates[wrapper]), hardware=fingerprint())
+    print("\n" + ", ".join(f"{k} {v:.0f} img/s" for k, v in med.items())
+          + f"; {wrapper} / {raw} = {med[wrapper] / med[raw]:.3f} (paired median {statistics.median(paired):.3f})")
+    return med
+
+
 def rate(fn) -> float:
     """images/sec of one call of fn() (which returns how many images it produced)."""
     t = time.perf_counter()

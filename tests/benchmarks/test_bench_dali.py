@@ -18,7 +18,6 @@ round by round and reports medians and the ratio in extra_info.
 from __future__ import annotations
 
 import statistics
-import shutil
 import time
 from pathlib import Path
 
@@ -26,27 +25,9 @@ import pytest
 import torch
 
 from loaders import LoaderSpec, build  # noqa: E402
-from loaders.data import scan  # noqa: E402
-from loaders.embedded import render  # noqa: E402
+from tests.benchmarks.conftest import wrapper_vs_raw  # noqa: E402
 
-RENDERS, COPIES, CLASSES = 32, 16, 4  # 512 ImageNet-like JPEGs (200-500 px), 8 batches of 64
 SPEC = LoaderSpec(batch_size=64, res=224, workers=2, prefetch=2, seed=0)
-
-
-@pytest.fixture(scope="module")
-def bench_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dali-bench")
-    for split in ("train", "val"):
-        for c in range(CLASSES):
-            (root / split / f"c{c}").mkdir(parents=True)
-    for i in range(RENDERS):
-        src = root / "train" / f"c{i % CLASSES}" / f"r{i:03d}_0.jpg"
-        src.write_bytes(render("train", i % 10, i))
-        for k in range(1, COPIES):
-            shutil.copyfile(src, src.with_name(f"r{i:03d}_{k}.jpg"))
-        if i < CLASSES:
-            shutil.copyfile(src, root / "val" / f"c{i}" / "v.jpg")
-    return scan(root, progress=False)
 
 
 def _bare(dataset, spec: LoaderSpec):
@@ -126,30 +107,11 @@ def test_bench_dali_bare(benchmark, bench_data):
 
 
 def test_bench_dali_wrapper_vs_bare(benchmark, bench_data):
-    """Interleaved rounds (order rotated each round); medians and wrapper / bare+norm ratio."""
+    """Interleaved rounds: medians and wrapper / bare+norm ratio (bare: DALI uint8 alone)."""
     wrapper, loader = _wrapper(bench_data, SPEC)
     bare, pipe = _bare(bench_data, SPEC)
-    loops = {"wrapper": wrapper, "bare+norm": lambda: bare(True), "bare": lambda: bare(False)}
-    rates = {k: [] for k in loops}
-    names = list(loops)
-
-    def one_round():
-        for k in names:
-            rates[k].append(_timed(loops[k]))
-        names.append(names.pop(0))
-
     with loader:
-        if not benchmark.disabled:  # warm-up (first builds, page cache); skipped in the test run
-            for f in loops.values():
-                f()
-        benchmark.pedantic(one_round, rounds=5)
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    benchmark.extra_info.update({f"{k}_images_per_sec": round(v, 1) for k, v in med.items()})
-    benchmark.extra_info["wrapper_over_bare_norm"] = round(med["wrapper"] / med["bare+norm"], 3)
-    benchmark.extra_info["wrapper_over_bare_uint8"] = round(med["wrapper"] / med["bare"], 3)
-    benchmark.extra_info["rounds"] = len(rates["wrapper"])
-    print("\n" + ", ".join(f"{k} {v:.0f} img/s" for k, v in med.items())
-          + f"; wrapper / bare+norm = {med['wrapper'] / med['bare+norm']:.3f}")
+        wrapper_vs_raw(benchmark, {"wrapper": wrapper, "bare+norm": lambda: bare(True), "bare": lambda: bare(False)}, rounds=5)
     del pipe
 
 

@@ -18,7 +18,6 @@ shared by the module (two numba compilations in all).
 """
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
 
@@ -27,30 +26,12 @@ import torch
 
 
 from loaders import LoaderSpec, build  # noqa: E402
+from tests.benchmarks.conftest import wrapper_vs_raw  # noqa: E402
 from loaders.base import labels_to, normalize  # noqa: E402
-from loaders.data import scan  # noqa: E402
-from loaders.embedded import render  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numba finalizer noise
 
-RENDERS, COPIES, CLASSES = 32, 16, 4  # 512 ImageNet-like JPEGs (200-500 px), 8 batches of 64
 SPEC = LoaderSpec(batch_size=64, res=224, workers=2, seed=0, options={"progress": False})
-
-
-@pytest.fixture(scope="module")
-def bench_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ffcv-bench")
-    for split in ("train", "val"):
-        for c in range(CLASSES):
-            (root / split / f"c{c}").mkdir(parents=True)
-    for i in range(RENDERS):
-        src = root / "train" / f"c{i % CLASSES}" / f"r{i:03d}_0.jpg"
-        src.write_bytes(render("train", i % 10, i))
-        for k in range(1, COPIES):
-            shutil.copyfile(src, src.with_name(f"r{i:03d}_{k}.jpg"))
-        if i < CLASSES:
-            shutil.copyfile(src, root / "val" / f"c{i}" / "v.jpg")
-    return scan(root, progress=False)
 
 
 def _first_epoch(epoch) -> float:
@@ -130,29 +111,9 @@ def test_bench_ffcv_bare(benchmark, bare, bench_data):
 
 
 def test_bench_ffcv_wrapper_vs_bare(benchmark, wrapper, bare):
-    """Interleaved rounds (order rotated each round); medians and wrapper / bare+norm ratio."""
+    """Interleaved rounds: medians and wrapper / bare+norm ratio (bare: FFCV uint8 alone)."""
     w_epoch, loader, w_first = wrapper
     b_epoch, b_first = bare
-    loops = {"wrapper": w_epoch, "bare+norm": lambda: b_epoch(True), "bare": lambda: b_epoch(False)}
-    rates = {k: [] for k in loops}
-    names = list(loops)
-
-    def one_round():
-        for k in names:
-            rates[k].append(_timed(loops[k]))
-        names.append(names.pop(0))
-
-    benchmark.pedantic(one_round, rounds=7)
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    benchmark.extra_info.update({f"{k}_images_per_sec": round(v, 1) for k, v in med.items()})
-    benchmark.extra_info["wrapper_over_bare_norm"] = round(med["wrapper"] / med["bare+norm"], 3)
-    benchmark.extra_info["wrapper_over_bare_uint8"] = round(med["wrapper"] / med["bare"], 3)
-    paired = [w / b for w, b in zip(rates["wrapper"], rates["bare+norm"])]  # same round: same load
-    benchmark.extra_info["wrapper_over_bare_norm_paired_median"] = round(statistics.median(paired), 3)
-    benchmark.extra_info["rounds"] = len(rates["wrapper"])
+    wrapper_vs_raw(benchmark, {"wrapper": w_epoch, "bare+norm": lambda: b_epoch(True), "bare": lambda: b_epoch(False)}, rounds=7)
     benchmark.extra_info.update(wrapper_first_epoch_s=round(w_first, 2), bare_first_epoch_s=round(b_first, 2),
                                 beton_bytes=loader.stats["beton_bytes"], convert_s=loader.stats["convert_s"])
-    print("\n" + ", ".join(f"{k} {v:.0f} img/s" for k, v in med.items())
-          + f"; wrapper / bare+norm = {med['wrapper'] / med['bare+norm']:.3f} (paired median {statistics.median(paired):.3f})"
-          + f"; first epoch (numba compile) wrapper {w_first:.1f} s, bare {b_first:.1f} s"
-          + f"; .beton {loader.stats['beton_bytes'] / 1e6:.1f} MB in {loader.stats['convert_s']:.2f} s")
