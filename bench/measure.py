@@ -77,7 +77,6 @@ def timed_batches(loader, meter: StepMeter, max_steps: int | None = None, second
     asking for the next one. Stops after warm-up + max_steps steps or `seconds` of measuring.
     """
     epoch = getattr(loader, "epoch", 0)
-    t_prev = None
     for _ in range(epochs_cap):
         it = iter(loader)
         while True:

@@ -1,6 +1,7 @@
 """The Loader contract and the ONE device-side normalisation every backend reuses."""
 from __future__ import annotations
 
+import abc
 import math
 from typing import Iterator
 
@@ -90,7 +91,7 @@ def shard_size(n: int, rank: int, world: int) -> int:
     return len(shard(n, rank, world))
 
 
-class Loader:
+class Loader(abc.ABC):
     """Base of every backend. Subclasses implement `_batches()` yielding device batches.
 
     Contract: iter -> (images, labels) with images float(spec.dtype) N×3×H×W channels_last
@@ -146,8 +147,9 @@ class Loader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches()
 
-    def _batches(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _batches(self):
+        """Yield (images, labels) device batches for one pass over this rank's samples."""
 
     def close(self) -> None:
         pass

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from loaders import LoaderSpec, build  # noqa: E402
+from loaders.base import labels_to, normalize  # noqa: E402
 from tests.benchmarks.conftest import wrapper_vs_raw  # noqa: E402
 
 SPEC = LoaderSpec(batch_size=64, res=224, workers=2, prefetch=2, seed=0)
@@ -48,9 +48,6 @@ def _bare(dataset, spec: LoaderSpec):
         images = fn.flip(images, horizontal=fn.random.coin_flip())
         return images, lab
 
-    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
-    inv_std = 1.0 / torch.tensor(spec.std).view(1, 3, 1, 1)
-
     def epoch(normalise: bool) -> int:
         # Built inside the timed epoch, like the wrapper's per-epoch rebuild: a pipeline kept
         # across interleaved loops would decode its next epoch's first batches (DALI runs
@@ -62,9 +59,8 @@ def _bare(dataset, spec: LoaderSpec):
         n = 0
         for out in it:
             x, y = out[0]["images"], out[0]["labels"]
-            if normalise:
-                x = ((x.permute(0, 3, 1, 2).float() - mean) * inv_std).contiguous(memory_format=torch.channels_last)
-                y = y.reshape(-1).long()
+            if normalise:  # the same output contract as the wrapper, through the same function
+                x, y = normalize(x, spec, "NHWC"), labels_to(y, spec)
             n += x.shape[0]
         del it, p
         return n
