@@ -3,6 +3,7 @@ process. The Context it makes knows how to wrap the model and sum counts over ra
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import timedelta
 from dataclasses import dataclass
 
@@ -27,6 +28,17 @@ class Dist:
             ctx.gather = lambda x: all_gather(x, self.world, device)
             ctx.barrier = dist.barrier
         return ctx
+
+    @contextmanager
+    def rank_zero_first(self):
+        """Rank 0 runs the block first (e.g. writes a cache), then the others run it."""
+        if self.world > 1 and self.rank != 0:
+            dist.barrier()
+        try:
+            yield
+        finally:
+            if self.world > 1 and self.rank == 0:
+                dist.barrier()
 
     def close(self):
         if self.world > 1 and dist.is_initialized():

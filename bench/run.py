@@ -110,7 +110,9 @@ def main(argv=None) -> int:
     say = T.log_stderr
 
     try:
-        dataset = loaders.resolve(cfg.data, skip_bad=cfg.skip_bad, progress=cfg.progress and dist.rank == 0)
+        # Rank 0 generates/validates (and caches) the data; the other ranks then read the cache.
+        with dist.rank_zero_first():
+            dataset = loaders.resolve(cfg.data, skip_bad=cfg.skip_bad, progress=cfg.progress and dist.rank == 0)
     except DataError as e:
         say(f"error: {e}")
         return 2
