@@ -169,7 +169,7 @@ def main(argv=None) -> int:
         if table:
             print(table, file=stream)
         print(f"records appended to {cfg.out or default_path()}", file=stream)
-    failed = [r for r in records if r["status"] == "error"]
+    failed = [r for r in records if r["status"] != "ok"]  # nothing measured at all: a failing exit
     return 1 if failed and len(failed) == len(records) else 0
 
 
