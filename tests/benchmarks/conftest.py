@@ -90,12 +90,7 @@ def loader_epoch(loader, max_batches: int | None = None):
     def run() -> int:
         loader.set_epoch(state["epoch"])
         state["epoch"] += 1
-        n = 0
-        for k, (x, _) in enumerate(loader):
-            n += x.shape[0]
-            if max_batches and k + 1 >= max_batches:
-                break
-        return n
+        return count_images(loader, max_batches)
 
     return run
 
@@ -124,16 +119,18 @@ def close_dataloader(dl) -> None:
         it._shutdown_workers()
 
 
-def dataloader_epoch(dl, max_batches: int | None = None):
-    def run() -> int:
-        n = 0
-        for k, (x, _) in enumerate(dl):
-            n += x.shape[0]
-            if max_batches and k + 1 >= max_batches:
-                break
-        return n
+def count_images(batches, max_batches: int | None = None) -> int:
+    """Images in one pass over `batches` (the first max_batches only, if given)."""
+    n = 0
+    for k, (x, _) in enumerate(batches):
+        n += x.shape[0]
+        if max_batches and k + 1 >= max_batches:
+            break
+    return n
 
-    return run
+
+def dataloader_epoch(dl, max_batches: int | None = None):
+    return lambda: count_images(dl, max_batches)
 
 
 def interleave(benchmark, loops: dict, rounds: int) -> dict[str, list[float]]:

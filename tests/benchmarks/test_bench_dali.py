@@ -20,12 +20,10 @@ from __future__ import annotations
 import statistics
 import time
 
-import pytest
-import torch
 
 from loaders import LoaderSpec, build  # noqa: E402
 from loaders.base import labels_to, normalize  # noqa: E402
-from tests.benchmarks.conftest import wrapper_vs_raw  # noqa: E402
+from tests.benchmarks.conftest import rate, wrapper_vs_raw  # noqa: E402
 
 SPEC = LoaderSpec(batch_size=64, res=224, workers=2, prefetch=2, seed=0)
 
@@ -80,24 +78,18 @@ def _wrapper(dataset, spec: LoaderSpec):
     return epoch, loader
 
 
-def _timed(fn, *args) -> float:
-    t = time.perf_counter()
-    n = fn(*args)
-    return n / (time.perf_counter() - t)
-
-
 def test_bench_dali_wrapper(benchmark, bench_data):
     epoch, loader = _wrapper(bench_data, SPEC)
     with loader:
         rates = []
-        benchmark.pedantic(lambda: rates.append(_timed(epoch)), rounds=4, warmup_rounds=1)
+        benchmark.pedantic(lambda: rates.append(rate(epoch)), rounds=4, warmup_rounds=1)
     benchmark.extra_info.update(images_per_sec=statistics.median(rates), images=loader.num_samples)
 
 
 def test_bench_dali_bare(benchmark, bench_data):
     epoch, pipe = _bare(bench_data, SPEC)
     rates = []
-    benchmark.pedantic(lambda: rates.append(_timed(epoch, True)), rounds=4, warmup_rounds=1)
+    benchmark.pedantic(lambda: rates.append(rate(lambda: epoch(True))), rounds=4, warmup_rounds=1)
     benchmark.extra_info.update(images_per_sec=statistics.median(rates), images=len(bench_data.samples("train")))
     del pipe
 

@@ -26,7 +26,7 @@ import torch
 
 
 from loaders import LoaderSpec, build  # noqa: E402
-from tests.benchmarks.conftest import wrapper_vs_raw  # noqa: E402
+from tests.benchmarks.conftest import rate, wrapper_vs_raw  # noqa: E402
 from loaders.base import labels_to, normalize  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numba finalizer noise
@@ -88,16 +88,10 @@ def bare(wrapper):
     yield epoch, first
 
 
-def _timed(fn, *args) -> float:
-    t = time.perf_counter()
-    n = fn(*args)
-    return n / (time.perf_counter() - t)
-
-
 def test_bench_ffcv_wrapper(benchmark, wrapper):
     epoch, loader, first = wrapper
     rates = []
-    benchmark.pedantic(lambda: rates.append(_timed(epoch)), rounds=5)
+    benchmark.pedantic(lambda: rates.append(rate(epoch)), rounds=5)
     benchmark.extra_info.update(images_per_sec=round(statistics.median(rates), 1), images=loader.num_samples,
                                 first_epoch_s=round(first, 2), **{k: loader.stats[k] for k in ("beton_bytes", "convert_s", "first_batch_s")})
 
@@ -105,7 +99,7 @@ def test_bench_ffcv_wrapper(benchmark, wrapper):
 def test_bench_ffcv_bare(benchmark, bare, bench_data):
     epoch, first = bare
     rates = []
-    benchmark.pedantic(lambda: rates.append(_timed(epoch, True)), rounds=5)
+    benchmark.pedantic(lambda: rates.append(rate(lambda: epoch(True))), rounds=5)
     benchmark.extra_info.update(images_per_sec=round(statistics.median(rates), 1), images=len(bench_data.samples("train")),
                                 first_epoch_s=round(first, 2))
 
