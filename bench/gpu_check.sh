@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/gpu_check.sh: validate and measure every GPU path in ONE call on a lent GPU machine.
 #
-#   bash bench/gpu_check.sh                          # on the GPU machine (device `run`, timeout_s 480)
+#   bash bench/gpu_check.sh                          # on the GPU machine (device `run`, timeout_s 560)
 #   GPU_CHECK_SMOKE=1 OUT=/tmp/out bash bench/gpu_check.sh   # dry run here, tiny sizes, CPU
 #
 # Runs from the repo root with the machine's own python3/torch/torchvision (PYTHONPATH=., no
@@ -11,8 +11,10 @@
 #   2 embedded dataset (loaders/embedded.py, up to 8 processes), under $LOADERBENCH_DATA
 #   3 pytest -m gpu (tests/benchmarks left out: its conftest shadows tests/conftest.py)
 #   4 pixel parity, torchvision-gpu vs torchvision (val and train), -> $OUT/parity.json
-#   5 loader mode: synthetic, torchvision (workers = cores), torchvision-gpu, dali, dali-cpu
-#   6 train, eager: resnet50 + resnet18, same loaders (synthetic first: the ceiling)
+#   5 loader mode: synthetic, torchvision (workers = cores), torchvision-gpu, dali, dali-cpu;
+#     then torchvision with its thread pool and torchvision-gpu with 2 producers (train split)
+#   6 train, eager: resnet50 + resnet18, same loaders (synthetic first: the ceiling); then
+#     torchvision-gpu with 2 producers
 #   7 train, --compile: resnet18, then resnet50 (what the budget leaves)
 #   8 summary tables + one `gpu_check` record with every step's outcome
 # Loaders that cannot run here (DALI not installed, torchvision-gpu without CUDA) still get
@@ -20,7 +22,7 @@
 # batch 256.
 #
 # Writes under $OUT: gpu.jsonl (every record), gpu_check.log (all output), parity.json,
-# pytest_gpu.xml. Knobs (env): GPU_CHECK_BUDGET (s, default 440), GPU_CHECK_N (embedded train
+# pytest_gpu.xml. Knobs (env): GPU_CHECK_BUDGET (s, default 500), GPU_CHECK_N (embedded train
 # images per class, default 512: 5120 train = 20 full batches of 256,
 # so no odd-sized last batch recompiles a compiled model mid-measurement), GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1,
 # GPU_CHECK_ONLY (comma list of pytest,parity,loader,eager,compile: run
@@ -44,13 +46,22 @@ export TORCHINDUCTOR_FX_GRAPH_CACHE=1 TORCHINDUCTOR_AUTOGRAD_CACHE=1
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::DeprecationWarning}
 mkdir -p "$LOADERBENCH_DATA"
 CORES=$(nproc)
+# Wheels the GPU image lacks (simplejpeg: the torchvision backend's fast decode; without it the
+# backend falls back to PIL and is measured slower than it is). Not committed (.gitignore):
+# fetch them here with the `pip download --python-version 3.12 ...` line in README.md and pass
+# `carry: [".whl"]` to the device call. Installed offline into a scratch dir, never the image.
+WHEELS=${GPU_CHECK_WHEELS:-.whl}
+if [[ $SMOKE != 1 ]] && compgen -G "$WHEELS/*.whl" >/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/loaderbench-site "$WHEELS"/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/loaderbench-site
+fi
 
 if [[ $SMOKE == 1 ]]; then
     BUDGET=${GPU_CHECK_BUDGET:-900}; N=${GPU_CHECK_N:-4}; BATCH=${GPU_CHECK_BATCH:-8}; RES=32
     LSTEPS=${GPU_CHECK_STEPS:-3}; TSTEPS=${GPU_CHECK_STEPS:-2}; LWARM=1; TWARM=1; CWARM=1; PARITY_N=24
     SCALE=3  # the step caps below are for the GPU machine; smoke mode (2 busy cores) gets 3x
 else
-    BUDGET=${GPU_CHECK_BUDGET:-440}; N=${GPU_CHECK_N:-512}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
+    BUDGET=${GPU_CHECK_BUDGET:-500}; N=${GPU_CHECK_N:-512}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
     LSTEPS=${GPU_CHECK_STEPS:-30}; TSTEPS=${GPU_CHECK_STEPS:-30}; LWARM=5; TWARM=10; CWARM=10; PARITY_N=256
     SCALE=1
 fi
@@ -120,6 +131,7 @@ fingerprint() {
     echo "OUT=$OUT  LOADERBENCH_DATA=$LOADERBENCH_DATA  python=$(command -v "$PY")"
     [[ ${LOADERBENCH_TVGPU_ON_CPU:-0} == 1 ]] && echo "note: no CUDA: torchvision-gpu runs its code path with the CPU decoder (LOADERBENCH_TVGPU_ON_CPU=1, smoke only)"
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+    df -h /dev/shm | tail -1  # worker processes hand batches over through it
     "$PY" - <<'PY'
 import json, torch, torchvision
 from bench.hardware import fingerprint
@@ -127,6 +139,8 @@ import loaders
 print(json.dumps(fingerprint(), indent=1))
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(),
       "| torchvision", torchvision.__version__, "| cudnn", torch.backends.cudnn.version())
+from loaders.augment import simplejpeg
+print("simplejpeg", getattr(simplejpeg, "__version__", None) if simplejpeg else "not installed: torchvision backend decodes with PIL")
 if "torchvision-gpu" not in loaders.REGISTRY:
     print("note: torchvision-gpu is not in loaders/__init__.py; this script registers it itself")
     loaders.register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader")
@@ -213,14 +227,14 @@ print("\nloader mode (images/s)")
 for r in records:
     if r["kind"] == "loader":
         m = r["metrics"]
-        print(f"  {r['loader']:<16} {str(r.get('variant')):<6} {m.get('images_per_sec', 0):>10.1f}  {r['status']} {(r.get('error') or '')[:90]}")
+        print(f"  {r['loader']:<16} {cfg(r, 'loader_options') or '':<12} {str(r.get('variant')):<6} {m.get('images_per_sec', 0):>10.1f}  {r['status']} {(r.get('error') or '')[:90]}")
 print("\ntrain (images/s; ratio to synthetic; data-wait fraction)")
 for r in records:
     if r["kind"] == "train":
         m = r["metrics"]
         mode = "compile" if cfg(r, "compile") else "eager"
         ratio = m.get("ratio_to_synthetic")
-        print(f"  {str(r['arch']):<9} {mode:<8} {r['loader']:<16} {m.get('images_per_sec', 0):>9.1f}  "
+        print(f"  {str(r['arch']):<9} {mode:<8} {r['loader']:<16} {cfg(r, 'loader_options') or '':<12} {m.get('images_per_sec', 0):>9.1f}  "
               f"{'' if ratio is None else f'{ratio:.3f}':>6}  {m.get('data_wait_frac', ''):>7}  {r['status']} {(r.get('error') or '')[:80]}")
 if parity:
     print("\nparity vs torchvision (levels):", {k: parity[k]["mean_abs_levels"] for k in ("val", "train") if k in parity}, "on", parity["device"])
@@ -268,8 +282,17 @@ main() {
     want loader && step "loader mode: $LOADERS" 120 bench --mode loader --loader "$LOADERS" --split both --workers "$CORES" \
         --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
 
+    # The alternatives to the defaults, train split: torchvision's thread pool (the default
+    # below 5 workers; above, processes) and torchvision-gpu with 2 producer threads.
+    want loader && step "loader mode: torchvision pool=threads" 40 bench --mode loader --loader torchvision \
+        --loader-options pool=threads --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
+    want loader && step "loader mode: torchvision-gpu producers=2" 40 bench --mode loader --loader torchvision-gpu \
+        --loader-options producers=2 --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
+
     local train=(--mode train --amp bf16 --channels-last --steps "$TSTEPS" --loader "$LOADERS" "${COMMON[@]}")
     want eager && step "train eager $ARCHS" 180 bench "${train[@]}" --warmup "$TWARM" --arch "$ARCHS"
+    want eager && step "train eager torchvision-gpu producers=2" 60 bench "${train[@]}" --loader torchvision-gpu \
+        --loader-options producers=2 --warmup "$TWARM" --arch "$ARCHS"
 
     if ! want compile; then
         :

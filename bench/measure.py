@@ -57,7 +57,8 @@ class StepMeter:
         wall = (self.t_end or time.perf_counter()) - (self.t_start or 0)
         total = sum(self.samples)
         per_step = sorted(n / s for n, s in zip(self.samples, self.steps) if s > 0)
-        q = statistics.quantiles(per_step, n=10) if len(per_step) >= 2 else per_step * 9
+        # "inclusive": within the observed range (the default extrapolates, below 0 for a few steps)
+        q = statistics.quantiles(per_step, n=10, method="inclusive") if len(per_step) >= 2 else per_step * 9
         return {
             "images_per_sec": round(total / wall, 2) if wall > 0 else 0.0,
             "p10": round(q[0], 2),

@@ -29,7 +29,9 @@ from .hardware import machine_label
 from .results import REPO
 
 THRESHOLD = 0.10
-IGNORED = {"out", "output", "results", "results_path", "log", "log_every", "progress", "quiet", "verbose"}
+IGNORED = {"out", "output", "results", "results_path", "log", "log_every", "progress", "quiet", "verbose",
+           # per-run counters a backend reports beside its settings (torchvision-gpu), not configuration
+           "device_decoded", "cpu_fallbacks", "device_decode_errors", "fallback_reasons", "read_wait_s", "decode_s", "augment_s"}
 VERSIONS = ("torch", "torchvision", "dali", "ffcv", "pillow", "python", "cuda", "driver")
 NO_HISTORY = {"epoch"}  # per-epoch rows belong to an accuracy run, not a configuration of their own
 DASH = "—"
@@ -70,9 +72,11 @@ def config_of(r) -> dict:
     """The resolved config, nested dicts flattened to dotted keys (so a difference names its key)."""
     def flat(d, pre=""):
         for k, v in d.items():
+            if k in IGNORED:
+                continue
             if isinstance(v, dict):
                 yield from flat(v, f"{pre}{k}.")
-            elif k not in IGNORED:
+            else:
                 yield f"{pre}{k}", v
 
     cfg = dict(flat(r["config"]))
@@ -164,8 +168,8 @@ def dur(s) -> str:
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.2f} h"
 
 
-def brief(cfg: dict, keys=("batch_size", "res", "workers", "device")) -> str:
-    return ", ".join(f"{k} {cfg[k]}" for k in keys if cfg.get(k) is not None) or DASH
+def brief(cfg: dict, keys=("batch_size", "res", "workers", "device", "compile", "loader_options")) -> str:
+    return ", ".join(f"{k} {cfg[k]}" for k in keys if cfg.get(k) not in (None, False)) or DASH
 
 
 def status(r) -> str:

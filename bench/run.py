@@ -78,7 +78,7 @@ def fmt_table(records: list[dict]) -> str:
         ips = r["metrics"].get("images_per_sec") or 0
         if r.get("loader") != "synthetic":  # the synthetic loader is a ceiling, not a contender
             best[r["kind"]] = max(best.get(r["kind"], 0), ips)
-    head = f"{'mode':<9}{'loader':<13}{'split/arch':<20}{'images/s':>10}{'p10-p90':>17}{'vs best':>9}{'/ceiling':>9}{'top1':>8}  status"
+    head = f"{'mode':<9}{'loader':<17}{'split/arch':<12}{'images/s':>12}{'p10-p90':>22}{'vs best':>9}{'/ceiling':>9}{'top1':>8}  status"
     lines = [head, "-" * len(head)]
     for r in rows:
         m = r["metrics"]
@@ -89,7 +89,7 @@ def fmt_table(records: list[dict]) -> str:
         ceil = f"{m['ceiling_ratio']:.2f}" if m.get("ceiling_ratio") else ""
         what = r.get("arch") or r.get("variant") or ""
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {(r.get('error') or '')[:60]}"
-        lines.append(f"{r['kind']:<9}{(r.get('loader') or '-'):<13}{what:<20}{ips:>10.1f}{spread:>17}{ratio:>9}{ceil:>9}{top1:>8}  {status}")
+        lines.append(f"{r['kind']:<9}{(r.get('loader') or '-'):<17}{what:<12}{ips:>12.1f}{spread:>22}{ratio:>9}{ceil:>9}{top1:>8}  {status}")
     return "\n".join(lines)
 
 

@@ -3,12 +3,12 @@ shared device normalise.
 
 Two ways to run the per-sample work (spec.options["pool"]):
 
-  "threads" (default)  a thread pool in the main process; each task fills up to TASK samples
+  "threads" (default up to 4 workers)  a thread pool in the main process; each task fills up to TASK samples
         of a batch in place, in a preallocated N x H x W x 3 uint8 tensor. JPEG decode
         (simplejpeg / PIL), the resize (torch's uint8 antialiased kernel or PIL) and the copies
         all release the GIL, so `workers` threads decode in parallel with no inter-process
         copies, no pickling, no np.stack.
-  "processes"  a torch DataLoader with `workers` persistent worker processes (uint8 collate),
+  "processes" (default above 4 workers)  a torch DataLoader with `workers` persistent worker processes (uint8 collate),
         the sampler in the main process sending (index, res, epoch): for many-core machines
         where one process's Python overhead would become the limit.
 
@@ -45,6 +45,7 @@ from .spec import cpu_cores
 
 POOLS = ("threads", "processes")
 TASK = 64  # samples per thread-pool task (see _batches)
+THREADS_UP_TO = 4  # workers; with more, the default pool is processes (see default_pool)
 
 
 def default_workers(spec) -> int:
@@ -52,6 +53,13 @@ def default_workers(spec) -> int:
     2-core machine (`bench.run --mode tune --loader torchvision`): 2 threads (= cores) beat 1
     and 3; more threads than cores only add contention with the main thread's normalise."""
     return spec.workers if spec.workers is not None else max(1, cpu_cores())
+
+
+def default_pool(workers: int) -> str:
+    """Threads on small machines, processes on big ones. Threads win by a few percent on 2 cores
+    (module docstring); on the 16-core GPU host one process's GIL caps a thread pool (measured
+    there: 1,855 img/s train with 16 threads, see README), and worker processes do not share it."""
+    return "threads" if workers <= THREADS_UP_TO else "processes"
 
 
 def _read(path: str) -> bytes:
@@ -131,10 +139,10 @@ class TorchvisionLoader(Loader):
 
     def __init__(self, split, dataset, spec):
         super().__init__(split, dataset, spec)
-        self.pool = spec.options.get("pool", "threads")
+        self.workers = default_workers(spec)
+        self.pool = spec.options.get("pool") or default_pool(self.workers)
         if self.pool not in POOLS:
             raise ValueError(f"torchvision loader: options['pool'] must be one of {POOLS}, not {self.pool!r}")
-        self.workers = default_workers(spec)
         self.samples = dataset.samples(split)
         self.pin = torch.device(spec.device).type == "cuda" and torch.cuda.is_available()
         self.stats.update(workers=self.workers, pool=self.pool, prefetch=spec.prefetch)

@@ -12,10 +12,12 @@ nvJPEG cannot or should not decode (CMYK/YCCK JPEGs, PNG and other formats, any 
 device decoder rejects) is decoded on the host by PIL in the reading threads and counted in
 `stats["cpu_fallbacks"]` (per reason in `stats["fallback_reasons"]`).
 
-Pipeline: a thread pool (spec.workers threads, default every core) reads files ahead; one
-producer thread decodes each batch on the device on its own CUDA stream and builds the uint8
-batch (N×3×H×W, channels_last strides); the consumer waits on the batch's event and hands it to the ONE shared
-`normalize`. Up to spec.prefetch batches are in flight. Order comes from the base class
+Pipeline: a thread pool (spec.workers threads, default every core) reads files ahead; a
+producer thread (spec.options["producers"], default 1) decodes each batch on the device on its
+own CUDA stream and builds the uint8 batch (N×3×H×W, channels_last strides); the consumer waits
+on the batch's event and hands it to the ONE shared `normalize`. Up to spec.prefetch batches
+per producer are in flight. `stats` counts device decodes, host fallbacks and the producers'
+seconds per stage (read_wait_s, decode_s, augment_s). Order comes from the base class
 `order()` (strided sharding, every sample exactly once per epoch).
 
 With spec.device="cpu" the same code runs with torchvision's CPU decoder: that is how its
@@ -27,6 +29,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +44,6 @@ from .base import Loader, labels_to, normalize
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
-_END = object()
 # Testing only: with this set to 1 the registry offers the backend without CUDA, and it runs
 # its whole code path with torchvision's CPU decoder (bench/gpu_check.sh's smoke mode uses it).
 CPU_DRY_RUN = "LOADERBENCH_TVGPU_ON_CPU"
@@ -161,12 +163,15 @@ class TorchvisionGpuLoader(Loader):
         if self.cuda and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.threads = spec.default_workers()
+        self.producers = int(spec.options.get("producers", 1))
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tvgpu-read")
         self._samples = dataset.samples(split)
         self._stops: weakref.WeakSet = weakref.WeakSet()
         self._lock = threading.Lock()
-        self.stats.update(workers=self.threads, decode_device=str(self.device), device_decoded=0, cpu_fallbacks=0,
-                          fallback_reasons={}, device_decode_errors=0)
+        # Producer-thread wall seconds per stage (host time: launches are asynchronous, but the
+        # nvJPEG call returns only once its batch is decoded): where a batch's time goes.
+        self.stats.update(workers=self.threads, producers=self.producers, decode_device=str(self.device), device_decoded=0, cpu_fallbacks=0,
+                          fallback_reasons={}, device_decode_errors=0, read_wait_s=0.0, decode_s=0.0, augment_s=0.0)
 
     # -- device stage ---------------------------------------------------------------------
     def _decode(self, items: list[_Item]) -> list[torch.Tensor]:
@@ -200,7 +205,7 @@ class TorchvisionGpuLoader(Loader):
                 out[j] = torch.from_numpy(it.array).permute(2, 0, 1).to(self.device, non_blocking=False)
         return out
 
-    def _count(self, key: str, n: int = 1) -> None:
+    def _count(self, key: str, n: float = 1) -> None:
         with self._lock:
             self.stats[key] += n
 
@@ -209,7 +214,9 @@ class TorchvisionGpuLoader(Loader):
 
         Per sample: crop (a view), one float conversion, one antialiased resize written into
         a float batch; flips, rounding and the uint8 cast once per batch (fewer launches)."""
+        t0 = time.perf_counter()
         images = self._decode(items)
+        t1 = time.perf_counter()
         out = torch.empty((len(indices), 3, res, res), dtype=torch.float32, device=self.device,
                           memory_format=torch.channels_last)
         s, flips = self.spec, []
@@ -228,6 +235,8 @@ class TorchvisionGpuLoader(Loader):
             out[idx] = out[idx].flip(-1)
         images = out.round_().clamp_(0, 255).to(torch.uint8)  # keeps the channels_last strides
         labels = torch.tensor([self._samples[i][1] for i in indices], dtype=torch.int64)
+        self._count("decode_s", t1 - t0)
+        self._count("augment_s", time.perf_counter() - t1)
         return images, labels
 
     # -- iteration ------------------------------------------------------------------------
@@ -235,12 +244,17 @@ class TorchvisionGpuLoader(Loader):
         order, res, epoch, bs = self.order(), self.res, self.epoch, self.spec.batch_size
         chunks = [order[i : i + bs] for i in range(0, len(order), bs)]
         depth = max(1, self.spec.prefetch)
-        q: queue.Queue = queue.Queue(maxsize=depth)
+        # Producer p builds batches p, p+P, p+2P, ... into its own queue, so the consumer reads
+        # batch k from queue k % P and the order needs no bookkeeping. With P > 1 one batch's
+        # crops/resizes (Python, GIL) overlap another's nvJPEG decode (torchvision serialises
+        # decode calls behind one lock, so more than 2 only adds GIL contention).
+        P = max(1, min(self.producers, len(chunks)))
+        queues = [queue.Queue(maxsize=depth) for _ in range(P)]
         stop = threading.Event()
         self._stops.add(stop)
         pool, samples = self._pool, self._samples
 
-        def put(x) -> bool:
+        def put(q, x) -> bool:
             while not stop.is_set():
                 try:
                     q.put(x, timeout=0.1)
@@ -249,39 +263,41 @@ class TorchvisionGpuLoader(Loader):
                     continue
             return False
 
-        def produce():
+        def produce(p: int):
+            mine = chunks[p::P]
+            q = queues[p]
             stream = torch.cuda.Stream(self.device) if self.cuda else None
             try:
                 ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
                 with ctx, torch.no_grad():
                     reads: deque = deque()
                     ahead = 0
-                    for k, chunk in enumerate(chunks):
-                        while ahead < len(chunks) and ahead <= k + depth:  # reads run ahead of decode
-                            reads.append([pool.submit(_read, samples[i][0]) for i in chunks[ahead]])
+                    for k, chunk in enumerate(mine):
+                        while ahead < len(mine) and ahead <= k + depth:  # reads run ahead of decode
+                            reads.append([pool.submit(_read, samples[i][0]) for i in mine[ahead]])
                             ahead += 1
                         futures = reads.popleft()
                         if stop.is_set():
                             return
+                        t = time.perf_counter()
                         items = [f.result() for f in futures]
+                        self._count("read_wait_s", time.perf_counter() - t)
                         images, labels = self._make_batch(chunk, items, res, epoch)
                         event = None
                         if stream is not None:
                             event = torch.cuda.Event()
                             event.record(stream)
-                        if not put((images, labels, event)):
+                        if not put(q, (images, labels, event)):
                             return
-                put(_END)
             except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-                put(e)
+                put(q, e)
 
-        thread = threading.Thread(target=produce, name="tvgpu-produce", daemon=True)
-        thread.start()
+        threads = [threading.Thread(target=produce, args=(p,), name=f"tvgpu-produce-{p}", daemon=True) for p in range(P)]
+        for t in threads:
+            t.start()
         try:
-            while True:
-                item = q.get()
-                if item is _END:
-                    return
+            for k in range(len(chunks)):
+                item = queues[k % P].get()
                 if isinstance(item, BaseException):
                     raise item
                 images, labels, event = item
@@ -292,14 +308,18 @@ class TorchvisionGpuLoader(Loader):
                 yield normalize(images, self.spec, "NCHW"), labels_to(labels, self.spec)
         finally:
             stop.set()
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    q.get_nowait()
-            thread.join(timeout=30)
+            for q in queues:
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        q.get_nowait()
+            for t in threads:
+                t.join(timeout=30)
 
     def describe(self) -> dict:
         with self._lock:
             stats = {**self.stats, "fallback_reasons": dict(self.stats["fallback_reasons"])}
+        for k in ("read_wait_s", "decode_s", "augment_s"):
+            stats[k] = round(stats[k], 3)
         return {"backend": self.name, **stats}
 
     def close(self) -> None:

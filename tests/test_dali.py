@@ -236,6 +236,8 @@ def test_drop_last_drops_only_the_partial_batch(tiny):
 
 @pytest.mark.gpu
 def test_gpu_pipeline_matches_cpu_pipeline(varied_root):
+    if unavailable_reason():  # the lent GPU machines have no DALI (its wheel is too big to carry)
+        pytest.skip(unavailable_reason())
     ds = scan(varied_root, progress=False)
     spec = LoaderSpec(batch_size=50, workers=4, device="cuda")
     with build("dali", "val", ds, spec) as loader:

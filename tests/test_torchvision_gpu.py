@@ -146,6 +146,20 @@ def test_train_order_follows_seed_and_epoch(device, tiny):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_more_producers_give_the_same_batches_in_order(split, device, tiny):
+    """Producer p builds batches p, p+P, ...: the consumer must still see batch 0, 1, 2, ..."""
+    out = {}
+    for producers in (1, 3):
+        with make(split, tiny, SPEC.with_(batch_size=2, options={"producers": producers}), device) as loader:
+            assert loader.describe()["producers"] == producers
+            out[producers] = [(x.clone(), y.clone()) for x, y in loader]
+    assert len(out[1]) == len(out[3]) >= 3
+    for (x1, y1), (x3, y3) in zip(out[1], out[3]):
+        assert torch.equal(y1, y3) and torch.equal(x1, x3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_two_shards_cover_the_split_once(device, tiny):
     with make("val", tiny, SPEC, device) as loader:
         whole = sorted(images_digest(collect(loader)[0]))
