@@ -12,9 +12,10 @@
 #   3 pytest -m gpu (tests/benchmarks left out: its conftest shadows tests/conftest.py)
 #   4 pixel parity, torchvision-gpu vs torchvision (val and train), -> $OUT/parity.json
 #   5 loader mode: synthetic, torchvision (workers = cores), torchvision-gpu, dali, dali-cpu;
-#     then torchvision with its thread pool and torchvision-gpu with 2 producers (train split)
+#     then torchvision with its thread pool, torchvision in chunks of 16 and torchvision-gpu
+#     with 2 producers (train split)
 #   6 train, eager: resnet50 + resnet18, same loaders (synthetic first: the ceiling); then
-#     torchvision-gpu with 2 producers
+#     torchvision in chunks of 16 and torchvision-gpu with 2 producers
 #   7 train, --compile: resnet18, then resnet50 (what the budget leaves)
 #   8 summary tables + one `gpu_check` record with every step's outcome
 # Loaders that cannot run here (DALI not installed, torchvision-gpu without CUDA) still get
@@ -23,8 +24,10 @@
 #
 # Writes under $OUT: gpu.jsonl (every record), gpu_check.log (all output), parity.json,
 # pytest_gpu.xml. Knobs (env): GPU_CHECK_BUDGET (s, default 500), GPU_CHECK_N (embedded train
-# images per class, default 512: 5120 train = 20 full batches of 256,
-# so no odd-sized last batch recompiles a compiled model mid-measurement), GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1,
+# images per class, default 1024: 10240 train = 40 full batches of 256, so no odd-sized last
+# batch recompiles a compiled model mid-measurement, and warm-up + measured train steps (10 + 30)
+# fit in one epoch: the 2026-11-26 runs used 512 (20 batches), and two epoch starts fell inside
+# each measured window, a stall ImageNet's 5,000 batches per epoch would amortise), GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1,
 # GPU_CHECK_ONLY (comma list of pytest,parity,loader,eager,compile: run
 # only those, e.g. a rerun of `compile` on the same warm machine, whose dataset and inductor
 # caches are still there; fingerprint and dataset always run), GPU_CHECK_SMOKE_COMPILE=1 (also run the --compile steps in smoke mode: slow on CPU), PYTHON.
@@ -61,7 +64,7 @@ if [[ $SMOKE == 1 ]]; then
     LSTEPS=${GPU_CHECK_STEPS:-3}; TSTEPS=${GPU_CHECK_STEPS:-2}; LWARM=1; TWARM=1; CWARM=1; PARITY_N=24
     SCALE=3  # the step caps below are for the GPU machine; smoke mode (2 busy cores) gets 3x
 else
-    BUDGET=${GPU_CHECK_BUDGET:-500}; N=${GPU_CHECK_N:-512}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
+    BUDGET=${GPU_CHECK_BUDGET:-500}; N=${GPU_CHECK_N:-1024}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
     LSTEPS=${GPU_CHECK_STEPS:-30}; TSTEPS=${GPU_CHECK_STEPS:-30}; LWARM=5; TWARM=10; CWARM=10; PARITY_N=256
     SCALE=1
 fi
@@ -286,11 +289,15 @@ main() {
     # below 5 workers; above, processes) and torchvision-gpu with 2 producer threads.
     want loader && step "loader mode: torchvision pool=threads" 40 bench --mode loader --loader torchvision \
         --loader-options pool=threads --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
+    want loader && step "loader mode: torchvision chunk=16" 40 bench --mode loader --loader torchvision \
+        --loader-options chunk=16 --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
     want loader && step "loader mode: torchvision-gpu producers=2" 40 bench --mode loader --loader torchvision-gpu \
         --loader-options producers=2 --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
 
     local train=(--mode train --amp bf16 --channels-last --steps "$TSTEPS" --loader "$LOADERS" "${COMMON[@]}")
     want eager && step "train eager $ARCHS" 180 bench "${train[@]}" --warmup "$TWARM" --arch "$ARCHS"
+    want eager && step "train eager torchvision chunk=16" 60 bench "${train[@]}" --loader torchvision \
+        --loader-options chunk=16 --warmup "$TWARM" --arch "$ARCHS"
     want eager && step "train eager torchvision-gpu producers=2" 60 bench "${train[@]}" --loader torchvision-gpu \
         --loader-options producers=2 --warmup "$TWARM" --arch "$ARCHS"
 

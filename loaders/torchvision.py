@@ -9,8 +9,9 @@ Two ways to run the per-sample work (spec.options["pool"]):
         all release the GIL, so `workers` threads decode in parallel with no inter-process
         copies, no pickling, no np.stack.
   "processes" (default above 4 workers)  a torch DataLoader with `workers` persistent worker processes (uint8 collate),
-        the sampler in the main process sending (index, res, epoch): for many-core machines
-        where one process's Python overhead would become the limit.
+        the sampler in the main process sending (index, res, epoch) per batch, or in chunks of
+        options["chunk"] samples that the consumer joins into batches: for many-core machines
+        where one process's GIL would become the limit.
 
 Either way the epoch order is the base class's `order()` (same seed + epoch -> same order,
 sharded rank::world), each sample's crop comes from an RNG seeded by (seed, epoch, index) (same
@@ -32,6 +33,7 @@ is the bigger lever; threads beat processes by a few percent here.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,8 +59,9 @@ def default_workers(spec) -> int:
 
 def default_pool(workers: int) -> str:
     """Threads on small machines, processes on big ones. Threads win by a few percent on 2 cores
-    (module docstring); on the 16-core GPU host one process's GIL caps a thread pool (measured
-    there: 1,855 img/s train with 16 threads, see README), and worker processes do not share it."""
+    (module docstring); on the 16-core GPU host one process's GIL caps a thread pool: loader-only
+    train, 16 workers, batch 256, measured there 1,753-1,856 img/s with threads and 7,635 with
+    processes (README, "Results on a lent H200")."""
     return "threads" if workers <= THREADS_UP_TO else "processes"
 
 
@@ -114,18 +117,33 @@ class _Files(torch.utils.data.Dataset):
         return out, label
 
 
-class _Order(Sampler):
-    """Yields (index, res, epoch) in the loader's current order."""
+def batch_sizes(num_samples: int, batch_size: int) -> list[int]:
+    """Sizes of an epoch's batches (num_samples already excludes what drop_last drops)."""
+    full, rest = divmod(num_samples, batch_size)
+    return [batch_size] * full + ([rest] if rest else [])
 
-    def __init__(self, loader: "TorchvisionLoader"):
-        self.loader = loader
+
+class _Chunks(Sampler):
+    """A batch sampler: each batch of the loader's current order cut into chunks of at most
+    `chunk` samples, as lists of (index, res, epoch). The default chunk is the whole batch (one
+    worker builds it, as measured). Smaller chunks let every worker work on the batch the
+    consumer waits for: on the 16-core GPU host, training steps ran at full speed between
+    stalls at each epoch start, when one worker's whole batch is all the consumer can wait on
+    (README); bench/gpu_check.sh measures chunk=16 against the default."""
+
+    def __init__(self, loader: "TorchvisionLoader", chunk: int):
+        self.loader, self.chunk = loader, chunk
 
     def __iter__(self):
-        lo = self.loader
-        return iter([(i, lo.res, lo.epoch) for i in lo.order()])
+        lo, start = self.loader, 0
+        order = lo.order()
+        for size in batch_sizes(lo.num_samples, lo.spec.batch_size):
+            for k in range(start, start + size, self.chunk):
+                yield [(i, lo.res, lo.epoch) for i in order[k:min(k + self.chunk, start + size)]]
+            start += size
 
     def __len__(self):
-        return self.loader.num_samples
+        return sum(math.ceil(n / self.chunk) for n in batch_sizes(self.loader.num_samples, self.loader.spec.batch_size))
 
 
 def collate_uint8(batch):
@@ -149,23 +167,36 @@ class TorchvisionLoader(Loader):
         self._exec = None
         self._dl = None
         if self.pool == "processes":
+            # Samples per worker task: a whole batch unless spec.options["chunk"] (see _Chunks).
+            self.chunk = int(spec.options.get("chunk", 0)) or spec.batch_size
+            per_batch = math.ceil(spec.batch_size / self.chunk)
+            self.stats.update(chunk=self.chunk)
             self._dl = DataLoader(
                 _Files(self.samples, split, spec),
-                batch_size=spec.batch_size,
-                sampler=_Order(self),
+                batch_sampler=_Chunks(self, self.chunk),
                 num_workers=self.workers,
                 collate_fn=collate_uint8,
                 pin_memory=self.pin,
-                drop_last=self.drop_last,
                 persistent_workers=self.workers > 0,
-                prefetch_factor=spec.prefetch if self.workers > 0 else None,
+                # the same memory as spec.prefetch whole batches per worker
+                prefetch_factor=max(1, spec.prefetch * per_batch) if self.workers > 0 else None,
             )
         elif self.workers > 0:
             self._exec = ThreadPoolExecutor(self.workers, thread_name_prefix="tv-decode")
 
     def _batches(self):
         if self._dl is not None:
-            for images, labels in self._dl:
+            chunks = iter(self._dl)
+            device = torch.device(self.spec.device)
+            for size in batch_sizes(self.num_samples, self.spec.batch_size):
+                parts = [next(chunks) for _ in range(math.ceil(size / self.chunk))]
+                # Joined where the batch goes: on a GPU each chunk is copied over as it is
+                # (pinned, asynchronous) and joined there, never once more on the host.
+                if len(parts) == 1:
+                    images, labels = parts[0]
+                else:
+                    images = torch.cat([p[0].to(device, non_blocking=True) for p in parts])
+                    labels = torch.cat([p[1] for p in parts])
                 yield normalize(images, self.spec), labels_to(labels, self.spec)
             return
         order, bs, res, epoch = self.order(), self.spec.batch_size, self.res, self.epoch

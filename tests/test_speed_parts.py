@@ -93,15 +93,20 @@ def test_val_matches_stock_torchvision_transforms(tiny_root, tiny):
     assert labels.tolist() == [lab for _, lab in samples]
 
 
-@pytest.mark.parametrize("pool,workers", [("threads", 2), ("threads", 0), ("processes", 2)])
-def test_pools_give_the_same_batches(tiny, pool, workers):
-    """Threads, the calling thread and worker processes: same order, same crops, exact epochs."""
+@pytest.mark.parametrize("pool,workers,chunk", [("threads", 2, None), ("threads", 0, None), ("processes", 2, None),
+                                               ("processes", 3, 1), ("processes", 2, 3)])
+def test_pools_give_the_same_batches(tiny, pool, workers, chunk):
+    """Threads, the calling thread and worker processes (batches cut into chunks that need
+    not divide them): same order, same crops, exact epochs."""
     spec = LoaderSpec(batch_size=4, res=32, val_res=32, workers=1, seed=5)
     with build("torchvision", "train", tiny, spec) as ref_loader:
         ref_loader.set_epoch(2)
         ref = collect(ref_loader)
-    with build("torchvision", "train", tiny, spec.with_(workers=workers, prefetch=3, options={"pool": pool})) as loader:
+    options = {"pool": pool, **({"chunk": chunk} if chunk else {})}
+    with build("torchvision", "train", tiny, spec.with_(workers=workers, prefetch=3, options=options)) as loader:
         loader.set_epoch(2)
+        sizes = [x.shape[0] for x, _ in loader]
+        assert sizes == [4] * (len(sizes) - 1) + [sizes[-1]] and len(sizes) == len(loader)
         got = collect(loader)
         assert got[0].shape[0] == len(tiny.samples("train")) == loader.num_samples
         loader.set_epoch(3)
@@ -120,8 +125,9 @@ def test_thread_pool_survives_an_abandoned_pass(tiny):
         assert x.shape[0] == loader.num_samples
 
 
-def test_drop_last_in_thread_pool(tiny):
-    spec = LoaderSpec(batch_size=4, res=32, workers=2, drop_last=True)
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_drop_last_in_either_pool(tiny, pool):
+    spec = LoaderSpec(batch_size=4, res=32, workers=2, drop_last=True, options={"pool": pool, "chunk": 3})
     with build("torchvision", "train", tiny, spec) as loader:
         sizes = [x.shape[0] for x, _ in loader]
     assert sizes and all(s == 4 for s in sizes) and len(sizes) == len(loader)
@@ -174,3 +180,11 @@ def test_benchjson_turns_cases_into_records(tmp_path):
     assert rec["kind"] == "benchmark" and rec["loader"] == "torchvision" and rec["variant"] == "train"
     assert rec["metrics"]["images_per_sec"] == 812.5 and rec["metrics"]["rounds"] == 3
     assert rec["hardware"] == {"id": "h1", "cores": 2}
+
+
+@pytest.mark.parametrize("workers,pool,chunk", [(2, "threads", None), (4, "threads", None), (5, "processes", 64), (16, "processes", 64)])
+def test_default_pool_follows_the_worker_count(tiny, workers, pool, chunk):
+    """Threads up to 4 workers; above, processes, each worker building whole batches."""
+    with build("torchvision", "train", tiny, LoaderSpec(batch_size=64, res=32, workers=workers)) as loader:
+        assert loader.describe()["pool"] == pool
+        assert loader.stats.get("chunk") == chunk
