@@ -1,10 +1,13 @@
 # Two commands: `make bench` (the main job) and `make test`. Both first bring .venv up to date;
-# the stamp is keyed on pyproject.toml and this Makefile, so a second run installs nothing.
+# the stamp is keyed on pyproject.toml, this Makefile and the C extension's source, so a second
+# run installs nothing.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.stamp-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
-APT_PKGS := pkg-config libturbojpeg0-dev libopencv-dev
+EXT_SRC := loaders/_native.c
+STAMP   := $(VENV)/.stamp-$(shell cat pyproject.toml Makefile $(EXT_SRC) | cksum | cut -d' ' -f1)
+# FFCV builds against libturbojpeg and OpenCV; loaders/_native.c against libjpeg(-turbo)
+APT_PKGS := pkg-config libturbojpeg0-dev libopencv-dev libjpeg-dev
 # dataset-fashion-mnist: real 28 px images for the small-images recipe (--data fashion-mnist)
 APT_DATA := dataset-fashion-mnist
 # chromium: the report test renders the HTML headless (optional: skipped where apt lacks it)
@@ -14,10 +17,10 @@ APT_OPT  := chromium
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
-	@# FFCV compiles against libjpeg-turbo and OpenCV; install them where we may (root + apt).
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { ! pkg-config --exists opencv4 libturbojpeg 2>/dev/null || [ ! -d /usr/share/datasets/fashion-mnist ]; }; then \
-	  echo "installing FFCV build deps and data: $(APT_PKGS) $(APT_DATA)"; \
+$(STAMP): pyproject.toml Makefile $(EXT_SRC)
+	@# Build deps (FFCV, the C extension) and data; installed where we may (root + apt).
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { ! pkg-config --exists opencv4 libturbojpeg 2>/dev/null || [ ! -f /usr/include/jpeglib.h ] || [ ! -d /usr/share/datasets/fashion-mnist ]; }; then \
+	  echo "installing build deps and data: $(APT_PKGS) $(APT_DATA)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS) $(APT_DATA) >/dev/null; \
 	fi
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v chromium >/dev/null; then \
