@@ -7,7 +7,8 @@
 # Runs from the repo root with the machine's own python3/torch/torchvision (PYTHONPATH=., no
 # venv, no installs, no network). Steps, in order, each time-boxed (`timeout`) inside one
 # overall budget (GPU_CHECK_BUDGET), going on past failures:
-#   1 fingerprint (nvidia-smi, bench.hardware, which loaders are available)
+#   1 fingerprint (nvidia-smi, bench.hardware, which loaders are available); build
+#     loaders/_native.c in place if the machine can
 #   2 embedded dataset (loaders/embedded.py, up to 8 processes), under $LOADERBENCH_DATA
 #   3 pytest -m gpu (tests/benchmarks left out: its conftest shadows tests/conftest.py)
 #   4 pixel parity, torchvision-gpu vs torchvision (val and train), -> $OUT/parity.json
@@ -125,6 +126,16 @@ skip() {  # skip NAME REASON
 }
 
 bench() { "$PY" -c "$WRAP" "$@"; }
+# loaders/_native.c (region decode, LUT normalise) built in place where the machine has a C
+# compiler and libjpeg's headers; without them the loaders run their simplejpeg/torch paths.
+build_native() {
+    "$PY" - <<'PY' 2>&1 | tail -3
+from setuptools import Extension, setup
+setup(script_args=["-q", "build_ext", "--inplace"],
+      ext_modules=[Extension("loaders._native", ["loaders/_native.c"], libraries=["jpeg"], extra_compile_args=["-O3"])])
+PY
+    "$PY" -c 'import loaders._native' 2>/dev/null && echo "loaders._native: built" || echo "loaders._native: not built (no compiler or libjpeg headers): simplejpeg/torch paths"
+}
 # Smoke mode without CUDA: run torchvision-gpu's whole path with the CPU decoder (testing only).
 [[ $SMOKE == 1 ]] && ! "$PY" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null \
     && export LOADERBENCH_TVGPU_ON_CPU=1
@@ -144,6 +155,7 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch
       "| torchvision", torchvision.__version__, "| cudnn", torch.backends.cudnn.version())
 from loaders.augment import simplejpeg
 print("simplejpeg", getattr(simplejpeg, "__version__", None) if simplejpeg else "not installed: torchvision backend decodes with PIL")
+print("libjpeg headers", "present" if __import__("os").path.exists("/usr/include/jpeglib.h") else "absent")
 if "torchvision-gpu" not in loaders.REGISTRY:
     print("note: torchvision-gpu is not in loaders/__init__.py; this script registers it itself")
     loaders.register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader")
@@ -262,11 +274,12 @@ PY
 }
 
 export PY DATA OUT PARITY_N WRAP SMOKE BUDGET CORES BATCH RES N
-export -f bench fingerprint make_data parity
+export -f bench build_native fingerprint make_data parity
 
 main() {
     echo "gpu_check: $(date -u +%FT%TZ)"
     step "fingerprint" 60 fingerprint
+    step "build loaders._native" 60 build_native
     step "dataset $DATA" 120 make_data
     if [[ ! -f "$LOADERBENCH_DATA/embedded-v1-$N/MANIFEST.json" ]]; then
         echo "no dataset: the measurements below would only fail; stopping"

@@ -29,7 +29,9 @@ the shared normalise; 7 interleaved rounds, median ratio to the stock torchvisio
 1.24 [0.95-1.82], processes + PIL 1.24, threads + PIL 1.28 [1.12-2.22], processes + fast path
 1.67 [1.26-2.69], threads + fast path 1.69 [1.51-1.96] (the default). val (9 rounds; val
 keeps PIL's resize): threads + fast decode 1.25 [1.06-2.09]. The fast path (loaders/augment.py)
-is the bigger lever; threads beat processes by a few percent here.
+is the bigger lever; threads beat processes by a few percent here. With loaders/_native.c
+(region decode, table normalise; 2026-11-26, benchmarks, 5 rounds): 2.37x stock [2.28-2.45]
+on train, and 0.95 of the decode ceiling in loader mode (README).
 """
 from __future__ import annotations
 
