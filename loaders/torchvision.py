@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from .augment import sample_rng, train_crop, train_into, val_crop, val_into
 from .base import Loader, labels_to, normalize
+from .data import DataError
 from .spec import cpu_cores
 
 POOLS = ("threads", "processes")
@@ -73,7 +74,15 @@ def _read(path: str) -> bytes:
 
 
 def fill(out: torch.Tensor, path: str, split: str, spec, res: int, epoch: int, index: int) -> None:
-    """One sample's pixels into out (res x res x 3 uint8)."""
+    """One sample's pixels into out (res x res x 3 uint8). A file that passed the scan (magic
+    bytes, end marker) but fails to decode (corrupt entropy data, say) is a DataError naming it."""
+    try:
+        _fill(out, path, split, spec, res, epoch, index)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: cannot decode this image ({str(e).splitlines()[0]}); replace or delete it") from e
+
+
+def _fill(out: torch.Tensor, path: str, split: str, spec, res: int, epoch: int, index: int) -> None:
     if spec.options.get("decoder") == "pil":  # the reference path: PIL decode + PIL resize
         with Image.open(path) as img:
             if split == "train":
@@ -104,6 +113,14 @@ def _fill_part(images, labels, samples, split, spec, res, epoch, indices, start)
 
 
 # -- processes: a DataLoader -----------------------------------------------------------------
+def worker_message(e: Exception) -> str:
+    """The original one-line message of an exception a DataLoader worker raised (the main
+    process gets "Caught X in DataLoader worker process N" and the worker's traceback)."""
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if f"{type(e).__name__}: " in line:
+            return line.split(f"{type(e).__name__}: ", 1)[1]
+    return lines[-1] if lines else type(e).__name__
 class _Files(torch.utils.data.Dataset):
     def __init__(self, samples, split, spec):
         self.samples, self.split, self.spec = samples, split, spec
@@ -191,7 +208,10 @@ class TorchvisionLoader(Loader):
             chunks = iter(self._dl)
             device = torch.device(self.spec.device)
             for size in batch_sizes(self.num_samples, self.spec.batch_size):
-                parts = [next(chunks) for _ in range(math.ceil(size / self.chunk))]
+                try:
+                    parts = [next(chunks) for _ in range(math.ceil(size / self.chunk))]
+                except DataError as e:  # re-raised by the DataLoader with a traceback around it
+                    raise DataError(worker_message(e)) from None
                 # Joined where the batch goes: on a GPU each chunk is copied over as it is
                 # (pinned, asynchronous) and joined there, never once more on the host.
                 if len(parts) == 1:

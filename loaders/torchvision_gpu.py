@@ -41,6 +41,7 @@ from PIL import Image
 
 from .augment import rrc_params, sample_rng, to_rgb
 from .base import Loader, labels_to, normalize
+from .data import DataError
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
@@ -94,10 +95,10 @@ def jpeg_info(data) -> tuple[int, bool] | None:
 class _Item:
     """One sample after the host stage: encoded bytes for the device, or a host RGB array."""
 
-    __slots__ = ("data", "array", "reason")
+    __slots__ = ("data", "array", "reason", "path")
 
-    def __init__(self, data=None, array=None, reason=None):
-        self.data, self.array, self.reason = data, array, reason
+    def __init__(self, data=None, array=None, reason=None, path=None):
+        self.data, self.array, self.reason, self.path = data, array, reason, path
 
 
 def _host_decode(data) -> np.ndarray:
@@ -109,6 +110,14 @@ def _host_decode(data) -> np.ndarray:
         return np.array(to_rgb(img))  # a writable copy
 
 
+def _host_decode_file(path: str, data) -> np.ndarray:
+    """_host_decode, with a failure turned into a DataError that names the file."""
+    try:
+        return _host_decode(data)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: cannot decode this image ({str(e).splitlines()[0]}); replace or delete it") from e
+
+
 def _read(path: str) -> _Item:
     """Host stage, run in the reading threads: the file's bytes, and PIL decode for what the
     device decoder must not get (PIL releases the GIL while decoding)."""
@@ -117,11 +126,11 @@ def _read(path: str) -> _Item:
         f.readinto(buf)
     info = jpeg_info(buf)
     if info is None:
-        return _Item(array=_host_decode(buf), reason="not-jpeg")
+        return _Item(array=_host_decode_file(path, buf), reason="not-jpeg", path=path)
     components, _progressive = info
     if components not in (1, 3):  # CMYK / YCCK (4): nvJPEG's colour conversion is not PIL's
-        return _Item(array=_host_decode(buf), reason="cmyk" if components == 4 else f"{components}-components")
-    return _Item(data=torch.frombuffer(buf, dtype=torch.uint8))
+        return _Item(array=_host_decode_file(path, buf), reason="cmyk" if components == 4 else f"{components}-components", path=path)
+    return _Item(data=torch.frombuffer(buf, dtype=torch.uint8), path=path)
 
 
 def resized_size(h: int, w: int, side: int) -> tuple[int, int]:
@@ -191,7 +200,7 @@ class TorchvisionGpuLoader(Loader):
                         decoded.append(None)
             for j, t in zip(todo, decoded):
                 if t is None:
-                    items[j] = _Item(array=_host_decode(items[j].data), reason="device-decode-error")
+                    items[j] = _Item(array=_host_decode_file(items[j].path, items[j].data), reason="device-decode-error", path=items[j].path)
                     self._count("device_decode_errors")
                 else:
                     out[j] = t

@@ -188,3 +188,24 @@ def test_default_pool_follows_the_worker_count(tiny, workers, pool, chunk):
     with build("torchvision", "train", tiny, LoaderSpec(batch_size=64, res=32, workers=workers)) as loader:
         assert loader.describe()["pool"] == pool
         assert loader.stats.get("chunk") == chunk
+
+
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_a_file_that_passes_the_scan_but_not_the_decoder_is_named(tmp_path, tiny, pool):
+    """Corrupt entropy data keeps the magic bytes and the end marker, so the scan lets it in;
+    the decode must then fail with one line naming the file, from either pool."""
+    import random
+
+    from loaders.data import DataError, Dataset
+
+    data = bytearray(jpeg_bytes(0, 3))
+    mid = len(data) // 2
+    data[mid:mid + 800] = bytes(random.Random(0).randrange(256) for _ in range(800))
+    bad = tmp_path / "corrupt.jpg"
+    bad.write_bytes(bytes(data))
+    s = tiny.samples("val")
+    ds = Dataset("corrupt", tmp_path, tiny.classes, {"train": s, "val": s + [(str(bad), 0)]}, "corrupt")
+    spec = LoaderSpec(batch_size=4, res=32, val_res=32, workers=2, options={"pool": pool})
+    with build("torchvision", "val", ds, spec) as loader:
+        with pytest.raises(DataError, match=r"^\S*corrupt\.jpg: cannot decode this image \(.+\); replace or delete it$"):
+            collect(loader)

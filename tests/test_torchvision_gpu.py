@@ -15,7 +15,7 @@ from PIL import Image
 
 import loaders
 from loaders import LoaderSpec, build
-from loaders.data import Dataset
+from loaders.data import DataError, Dataset
 from loaders.torchvision_gpu import CPU_DRY_RUN, TorchvisionGpuLoader, jpeg_info, resized_size, unavailable_reason
 from tests.conftest import collect, images_digest, jpeg_bytes
 
@@ -214,7 +214,7 @@ def test_corrupt_file_raises_instead_of_hanging(tmp_path, tiny):
     ds = Dataset("bad", tmp_path, tiny.classes, {"train": s, "val": [(str(bad), 0)] + s}, "bad")
     with make("val", ds, SPEC, "cpu") as loader:
         t0 = time.perf_counter()
-        with pytest.raises(Exception):
+        with pytest.raises(DataError, match=r"bad\.jpg: cannot decode"):
             collect(loader)
         assert time.perf_counter() - t0 < 60
 
