@@ -180,6 +180,24 @@ static PyObject *scaled_size(PyObject *self, PyObject *args) {
  * 2 or 4 bytes, dst len(src) of them. With lut = the shared normalize() of 0..255 per channel
  * this IS the normalisation, to the bit, in one pass (read 1 byte, write 2 or 4 per value) with
  * the GIL released, where torch's eager ops make four passes through float32. */
+/* The lookup for one value type T; three tables unrolled for RGB (the channel of value i is i % 3). */
+#define LUT_LOOP(T)                                                        \
+    do {                                                                   \
+        const T *t = (const T *)lut.buf;                                   \
+        T *out = (T *)dst.buf;                                             \
+        if (channels == 3) {                                               \
+            const T *t0 = t, *t1 = t + 256, *t2 = t + 512;                 \
+            for (Py_ssize_t i = 0; i < n; i += 3) {                        \
+                out[i] = t0[in[i]];                                        \
+                out[i + 1] = t1[in[i + 1]];                                \
+                out[i + 2] = t2[in[i + 2]];                                \
+            }                                                              \
+        } else {                                                           \
+            for (Py_ssize_t i = 0; i < n; i++)                             \
+                out[i] = t[in[i]];                                         \
+        }                                                                  \
+    } while (0)
+
 static PyObject *apply_lut(PyObject *self, PyObject *args) {
     Py_buffer src, dst, lut;
     int channels;
@@ -197,35 +215,10 @@ static PyObject *apply_lut(PyObject *self, PyObject *args) {
     }
     const unsigned char *in = (const unsigned char *)src.buf;
     Py_BEGIN_ALLOW_THREADS
-    if (size == 2) {
-        const uint16_t *t = (const uint16_t *)lut.buf;
-        uint16_t *out = (uint16_t *)dst.buf;
-        if (channels == 3) {
-            const uint16_t *t0 = t, *t1 = t + 256, *t2 = t + 512;
-            for (Py_ssize_t i = 0; i < n; i += 3) {
-                out[i] = t0[in[i]];
-                out[i + 1] = t1[in[i + 1]];
-                out[i + 2] = t2[in[i + 2]];
-            }
-        } else {
-            for (Py_ssize_t i = 0; i < n; i++)
-                out[i] = t[in[i]];
-        }
-    } else {
-        const uint32_t *t = (const uint32_t *)lut.buf;
-        uint32_t *out = (uint32_t *)dst.buf;
-        if (channels == 3) {
-            const uint32_t *t0 = t, *t1 = t + 256, *t2 = t + 512;
-            for (Py_ssize_t i = 0; i < n; i += 3) {
-                out[i] = t0[in[i]];
-                out[i + 1] = t1[in[i + 1]];
-                out[i + 2] = t2[in[i + 2]];
-            }
-        } else {
-            for (Py_ssize_t i = 0; i < n; i++)
-                out[i] = t[in[i]];
-        }
-    }
+    if (size == 2)
+        LUT_LOOP(uint16_t);
+    else
+        LUT_LOOP(uint32_t);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
