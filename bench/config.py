@@ -48,7 +48,8 @@ class RunConfig:
     end_ramp: typing.Optional[int] = opt(None, "progressive resizing: epoch max_res is reached")
     workers: typing.Optional[int] = opt(None, "loader workers/threads (default: all cores for loader mode, half of them when the CPU also trains)")
     prefetch: int = opt(2, "batches prefetched per worker / pipeline depth")
-    loader_options: typing.Optional[str] = opt(None, "backend options, key=value comma-separated (e.g. 'pool=processes' for torchvision; see each backend's docstring)")
+    loader_options: typing.Optional[str] = opt(None, "backend options, key=value comma-separated, values read as YAML (e.g. 'pool=processes,chunk=16'); "
+                                                   "each loader gets the keys it reads, a key none reads is an error")
     threads: typing.Optional[int] = opt(None, "compute threads on CPU (default: cores - workers, at least 1)")
     # compute
     device: str = opt("auto", "auto | cpu | cuda | cuda:N")
@@ -87,12 +88,13 @@ class RunConfig:
         return dataclasses.replace(self, **kw)
 
     def options(self) -> dict:
-        """--loader-options 'k=v,k2=v2' as a dict (values stay strings; backends parse them)."""
+        """--loader-options 'k=v,k2=v2' as a dict, each value read as YAML (16 -> int,
+        false -> bool, none -> None, text stays text)."""
         pairs = [p.strip() for p in (self.loader_options or "").split(",") if p.strip()]
         bad = [p for p in pairs if "=" not in p]
         if bad:
             raise SystemExit(f"error: --loader-options takes key=value pairs, got {bad}")
-        return dict(p.split("=", 1) for p in pairs)
+        return {k.strip(): yaml.safe_load(v.strip()) for k, v in (p.split("=", 1) for p in pairs)}
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -32,7 +32,8 @@ class Context:
             batch_size=c.batch_size, res=res or c.res, val_res=c.val_res or c.res, crop_ratio=c.crop_ratio, scale=(c.scale_min, 1.0),
             workers=self.workers, prefetch=c.prefetch, device=str(self.device),
             dtype={None: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}[self.amp],
-            channels_last=c.channels_last, seed=c.seed, rank=self.rank, world=self.world, options=c.options(),
+            channels_last=c.channels_last, seed=c.seed, rank=self.rank, world=self.world,
+            options=loaders.options_for(loader_name, c.options()),
         )
 
     def resolved(self, **extra) -> dict:

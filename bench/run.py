@@ -44,6 +44,16 @@ def plan_cores(cfg, device) -> tuple[int, int]:
     return workers, threads
 
 
+def unknown_options(cfg) -> str | None:
+    """One line if a --loader-options key is read by none of the selected loaders (a typo)."""
+    selected = [loaders.REGISTRY[n] for n in expand(cfg.loader, list(loaders.REGISTRY)) if n in loaders.REGISTRY]
+    unknown = sorted(k for k in cfg.options() if not any(k in b.options for b in selected))
+    if not unknown:
+        return None
+    takes = "; ".join(f"{b.name}: {', '.join(b.options)}" for b in selected if b.options) or "none of them takes options"
+    return f"--loader-options {', '.join(unknown)}: no selected loader reads it ({takes})"
+
+
 def expand(value: str, universe: list[str]) -> list[str]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     return list(universe) if items == ["all"] else items
@@ -108,6 +118,10 @@ def main(argv=None) -> int:
     workers, threads = plan_cores(cfg, device)
     torch.set_num_threads(threads)
     say = T.log_stderr
+    bad = unknown_options(cfg)
+    if bad:
+        say(f"error: {bad}")
+        return 2
 
     try:
         # Rank 0 generates/validates (and caches) the data; the other ranks then read the cache.

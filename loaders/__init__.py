@@ -29,23 +29,34 @@ class Backend:
     kwargs: dict = field(default_factory=dict)
     summary: str = ""
     needs_cuda: bool = False  # only usable on a CUDA machine (tested there, `gpu` marker)
+    options: tuple[str, ...] = ()  # the spec.options keys it reads (see each module's docstring)
 
 
 REGISTRY: dict[str, Backend] = {}
 
 
-def register(name: str, module: str, cls: str, summary: str = "", needs_cuda: bool = False, **kwargs) -> None:
-    REGISTRY[name] = Backend(name, module, cls, kwargs, summary, needs_cuda)
+def register(name: str, module: str, cls: str, summary: str = "", needs_cuda: bool = False,
+             options: tuple[str, ...] = (), **kwargs) -> None:
+    REGISTRY[name] = Backend(name, module, cls, kwargs, summary, needs_cuda, tuple(options))
 
 
 register("synthetic", "synthetic", "SyntheticLoader", "random batches made once on the device: the compute-only ceiling")
-register("torchvision", "torchvision", "TorchvisionLoader", "libjpeg-turbo decode in a main-process thread pool (or DataLoader workers), uint8 batches, device normalise")
+register("torchvision", "torchvision", "TorchvisionLoader",
+         "libjpeg-turbo decode in a main-process thread pool (or DataLoader workers), uint8 batches, device normalise",
+         options=("pool", "chunk", "task", "decoder"))
 register("dali", "dali", "DaliLoader", "NVIDIA DALI: GPU (mixed) decode when CUDA is there, CPU pipeline otherwise", device="auto")
 register("dali-cpu", "dali", "DaliLoader", "NVIDIA DALI, CPU pipeline forced (even on a GPU machine)", device="cpu")
-register("ffcv", "ffcv", "FfcvLoader", "FFCV .beton (converted once, cached beside the manifest)")
+register("ffcv", "ffcv", "FfcvLoader", "FFCV .beton (converted once, cached beside the manifest)",
+         options=("write_mode", "max_resolution", "jpeg_quality", "compress_probability", "order", "os_cache", "batches_ahead", "progress"))
 register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader",
          "torchvision.io.decode_jpeg on the GPU (nvJPEG, batched), crop/resize/flip on the device; CPU fallback for CMYK/PNG",
-         needs_cuda=True)
+         needs_cuda=True, options=("producers",))
+
+
+def options_for(name: str, options: dict) -> dict:
+    """The part of `options` that backend `name` reads (a sweep over loaders shares one set)."""
+    backend = REGISTRY.get(name)
+    return {k: v for k, v in options.items() if backend and k in backend.options}
 
 
 def names(runnable_here: bool = False) -> list[str]:
@@ -84,7 +95,12 @@ def build(name: str, split: str, dataset: Dataset, spec: LoaderSpec) -> Loader:
     if reason:
         raise BackendUnavailable(f"loader {name!r} unavailable: {reason}")
     backend = REGISTRY[name]
+    unknown = sorted(set(spec.options) - set(backend.options))
+    if unknown:
+        takes = ", ".join(backend.options) or "none"
+        raise ValueError(f"loader {name!r} has no option {', '.join(map(repr, unknown))}; its options: {takes}")
     return getattr(_module(backend), backend.cls)(split, dataset, spec, **backend.kwargs)
 
 
-__all__ = ["BackendUnavailable", "DataError", "Dataset", "Loader", "LoaderSpec", "available", "build", "names", "normalize", "register", "resolve"]
+__all__ = ["BackendUnavailable", "DataError", "Dataset", "Loader", "LoaderSpec", "available", "build", "names", "normalize",
+           "options_for", "register", "resolve"]

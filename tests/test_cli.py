@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 KEYS = {"schema", "run_id", "time", "git", "kind", "loader", "variant", "arch", "dataset", "config", "hardware", "metrics", "status", "error"}
 
@@ -58,3 +60,29 @@ def test_print_config_resolves_recipe_with_overrides():
     p = run("--recipe", "cpu-demo", "--epochs", "3", "--print-config")
     cfg = json.loads(p.stdout)
     assert cfg["arch"] == "demo_net" and cfg["epochs"] == 3 and cfg["res"] == 64
+
+
+def test_loader_options_reach_only_the_loaders_that_read_them(tiny_root, tmp_path):
+    out = tmp_path / "r.jsonl"
+    p = run("--mode", "loader", "--loader", "torchvision,synthetic", "--loader-options", "pool=processes, chunk=3",
+            "--data", str(tiny_root), "--steps", "2", "--warmup", "1", "--batch-size", "4", "--res", "32", "--workers", "2",
+            "--out", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    tv, syn = [json.loads(x) for x in p.stdout.splitlines()]
+    assert tv["status"] == syn["status"] == "ok"
+    assert tv["config"]["backend"]["pool"] == "processes" and tv["config"]["backend"]["chunk"] == 3  # YAML values: an int
+    assert tv["config"]["loader_options"] == "pool=processes, chunk=3"
+
+
+def test_a_loader_option_no_selected_loader_reads_is_an_error(tiny_root):
+    p = run("--mode", "loader", "--loader", "torchvision", "--loader-options", "pol=processes", "--data", str(tiny_root))
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip() == "error: --loader-options pol: no selected loader reads it (torchvision: pool, chunk, task, decoder)"
+
+
+def test_build_rejects_an_option_the_backend_does_not_read(tiny):
+    from loaders import LoaderSpec, build, options_for
+
+    assert options_for("torchvision", {"pool": "threads", "producers": 2}) == {"pool": "threads"}
+    with pytest.raises(ValueError, match=r"loader 'synthetic' has no option 'pool'; its options: none"):
+        build("synthetic", "train", tiny, LoaderSpec(options={"pool": "threads"}))
