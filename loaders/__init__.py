@@ -95,10 +95,14 @@ def build(name: str, split: str, dataset: Dataset, spec: LoaderSpec) -> Loader:
     if reason:
         raise BackendUnavailable(f"loader {name!r} unavailable: {reason}")
     backend = REGISTRY[name]
-    unknown = sorted(set(spec.options) - set(backend.options))
-    if unknown:
-        takes = ", ".join(backend.options) or "none"
-        raise ValueError(f"loader {name!r} has no option {', '.join(map(repr, unknown))}; its options: {takes}")
+    if spec.options:
+        # One spec can serve every backend (swap the loader, keep the spec): each gets the keys
+        # it reads; a key that no backend reads is a typo, and an error.
+        unknown = sorted(set(spec.options) - {k for b in REGISTRY.values() for k in b.options})
+        if unknown:
+            takes = "; ".join(f"{b.name}: {', '.join(b.options)}" for b in REGISTRY.values() if b.options)
+            raise ValueError(f"no loader reads option {', '.join(map(repr, unknown))} ({takes})")
+        spec = spec.with_(options=options_for(name, spec.options))
     return getattr(_module(backend), backend.cls)(split, dataset, spec, **backend.kwargs)
 
 

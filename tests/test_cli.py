@@ -80,9 +80,14 @@ def test_a_loader_option_no_selected_loader_reads_is_an_error(tiny_root):
     assert p.stderr.strip() == "error: --loader-options pol: no selected loader reads it (torchvision: pool, chunk, task, decoder)"
 
 
-def test_build_rejects_an_option_the_backend_does_not_read(tiny):
+def test_build_hands_each_backend_its_options_and_rejects_a_key_none_reads(tiny):
     from loaders import LoaderSpec, build, options_for
 
     assert options_for("torchvision", {"pool": "threads", "producers": 2}) == {"pool": "threads"}
-    with pytest.raises(ValueError, match=r"loader 'synthetic' has no option 'pool'; its options: none"):
-        build("synthetic", "train", tiny, LoaderSpec(options={"pool": "threads"}))
+    shared = LoaderSpec(batch_size=4, res=32, workers=2, options={"pool": "processes", "progress": False})
+    with build("torchvision", "train", tiny, shared) as loader:
+        assert loader.spec.options == {"pool": "processes"} and loader.describe()["pool"] == "processes"
+    with build("synthetic", "train", tiny, shared) as loader:
+        assert loader.spec.options == {}
+    with pytest.raises(ValueError, match=r"^no loader reads option 'pol' \(torchvision: pool, chunk, task, decoder; ffcv: "):
+        build("torchvision", "train", tiny, LoaderSpec(options={"pol": "threads"}))
