@@ -93,6 +93,7 @@ def test_val_matches_stock_torchvision_transforms(tiny_root, tiny):
     assert labels.tolist() == [lab for _, lab in samples]
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # 3 workers on 2 cores, on purpose
 @pytest.mark.parametrize("pool,workers,chunk", [("threads", 2, None), ("threads", 0, None), ("processes", 2, None),
                                                ("processes", 3, 1), ("processes", 2, 3)])
 def test_pools_give_the_same_batches(tiny, pool, workers, chunk):
@@ -182,6 +183,7 @@ def test_benchjson_turns_cases_into_records(tmp_path):
     assert rec["hardware"] == {"id": "h1", "cores": 2}
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # built, never iterated: no process starts
 @pytest.mark.parametrize("workers,pool,chunk", [(2, "threads", None), (4, "threads", None), (5, "processes", 64), (16, "processes", 64)])
 def test_default_pool_follows_the_worker_count(tiny, workers, pool, chunk):
     """Threads up to 4 workers; above, processes, each worker building whole batches."""
