@@ -29,7 +29,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 try:  # optional: `pip install simplejpeg` (a libjpeg-turbo wheel)

@@ -26,6 +26,11 @@ class DataError(ValueError):
     """Bad input: the message is one line that names the file or folder and what to do."""
 
 
+def undecodable(path, error: Exception) -> DataError:
+    """A file that passed the scan (magic bytes, end marker) but not the decoder."""
+    return DataError(f"{path}: cannot decode this image ({str(error).splitlines()[0]}); replace or delete it")
+
+
 @dataclass
 class Dataset:
     name: str

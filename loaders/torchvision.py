@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from .augment import sample_rng, train_crop, train_into, val_crop, val_into
 from .base import Loader, labels_to, normalize
-from .data import DataError
+from .data import DataError, undecodable
 from .spec import cpu_cores
 
 POOLS = ("threads", "processes")
@@ -79,7 +79,7 @@ def fill(out: torch.Tensor, path: str, split: str, spec, res: int, epoch: int, i
     try:
         _fill(out, path, split, spec, res, epoch, index)
     except (ValueError, OSError) as e:
-        raise DataError(f"{path}: cannot decode this image ({str(e).splitlines()[0]}); replace or delete it") from e
+        raise undecodable(path, e) from e
 
 
 def _fill(out: torch.Tensor, path: str, split: str, spec, res: int, epoch: int, index: int) -> None:
@@ -121,6 +121,8 @@ def worker_message(e: Exception) -> str:
         if f"{type(e).__name__}: " in line:
             return line.split(f"{type(e).__name__}: ", 1)[1]
     return lines[-1] if lines else type(e).__name__
+
+
 class _Files(torch.utils.data.Dataset):
     def __init__(self, samples, split, spec):
         self.samples, self.split, self.spec = samples, split, spec

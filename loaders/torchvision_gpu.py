@@ -41,7 +41,7 @@ from PIL import Image
 
 from .augment import rrc_params, sample_rng, to_rgb
 from .base import Loader, labels_to, normalize
-from .data import DataError
+from .data import undecodable
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
@@ -115,7 +115,7 @@ def _host_decode_file(path: str, data) -> np.ndarray:
     try:
         return _host_decode(data)
     except (ValueError, OSError) as e:
-        raise DataError(f"{path}: cannot decode this image ({str(e).splitlines()[0]}); replace or delete it") from e
+        raise undecodable(path, e) from e
 
 
 def _read(path: str) -> _Item:

@@ -23,7 +23,7 @@ import time
 
 from loaders import LoaderSpec, build  # noqa: E402
 from loaders.base import labels_to, normalize  # noqa: E402
-from tests.benchmarks.conftest import rate, wrapper_vs_raw  # noqa: E402
+from tests.benchmarks.conftest import loader_epoch, rate, wrapper_vs_raw  # noqa: E402
 
 SPEC = LoaderSpec(batch_size=64, res=224, workers=2, prefetch=2, seed=0)
 
@@ -68,14 +68,7 @@ def _bare(dataset, spec: LoaderSpec):
 
 def _wrapper(dataset, spec: LoaderSpec):
     loader = build("dali", "train", dataset, spec)
-    state = {"epoch": 0}
-
-    def epoch() -> int:
-        loader.set_epoch(state["epoch"])
-        state["epoch"] += 1
-        return sum(x.shape[0] for x, _ in loader)
-
-    return epoch, loader
+    return loader_epoch(loader), loader
 
 
 def test_bench_dali_wrapper(benchmark, bench_data):

@@ -26,7 +26,7 @@ import torch
 
 
 from loaders import LoaderSpec, build  # noqa: E402
-from tests.benchmarks.conftest import rate, wrapper_vs_raw  # noqa: E402
+from tests.benchmarks.conftest import loader_epoch, rate, wrapper_vs_raw  # noqa: E402
 from loaders.base import labels_to, normalize  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numba finalizer noise
@@ -44,12 +44,7 @@ def _first_epoch(epoch) -> float:
 def wrapper(bench_data):
     """(epoch function, loader, first-epoch seconds incl. numba compile)."""
     loader = build("ffcv", "train", bench_data, SPEC)
-    state = {"epoch": 0}
-
-    def epoch() -> int:
-        loader.set_epoch(state["epoch"])
-        state["epoch"] += 1
-        return sum(x.shape[0] for x, _ in loader)
+    epoch = loader_epoch(loader)
 
     first = _first_epoch(epoch)
     yield epoch, loader, first
