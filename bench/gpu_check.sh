@@ -148,7 +148,7 @@ fingerprint() {
     df -h /dev/shm | tail -1  # worker processes hand batches over through it
     "$PY" - <<'PY'
 import json, torch, torchvision
-from bench.hardware import fingerprint
+from bench.results import fingerprint
 import loaders
 print(json.dumps(fingerprint(), indent=1))
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(),

@@ -47,7 +47,7 @@ class Context:
     def ceiling(self) -> float | None:
         """This machine's latest decode ceiling at the train resolution (see bench.ceiling)."""
         from .ceiling import latest_ceiling
-        from .hardware import fingerprint
+        from .results import fingerprint
         from .results import default_path
 
         return latest_ceiling(self.cfg.out or default_path(), fingerprint()["id"], self.cfg.res)

@@ -167,7 +167,7 @@ def test_tune_mode_writes_a_record_and_prints_flags(tiny_root, tmp_path):
 def test_benchjson_turns_cases_into_records(tmp_path):
     import json
 
-    from bench.benchjson import main
+    from bench.results.benchjson import main
 
     doc = {"version": "5.3.1", "datetime": "2026-11-26T00:00:00", "commit_info": {"id": "abc", "dirty": True}, "benchmarks": [
         {"name": "test_bench_loader[torchvision-train]", "fullname": "tests/benchmarks/x.py::test_bench_loader[torchvision-train]",

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import loaders
-from bench.hardware import fingerprint
+from bench.results import fingerprint
 from loaders import LoaderSpec
 from loaders.spec import cpu_cores
 

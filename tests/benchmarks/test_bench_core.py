@@ -6,7 +6,7 @@ min/max) and the hardware fingerprint in extra_info.
     .venv/bin/python -m pytest tests/benchmarks --benchmark-only --benchmark-autosave
     .venv/bin/python -m pytest tests/benchmarks --benchmark-only --benchmark-compare
     .venv/bin/python -m pytest tests/benchmarks --benchmark-only --benchmark-json b.json \
-        && .venv/bin/python -m bench.benchjson b.json                           # -> results/
+        && .venv/bin/python -m bench.results.benchjson b.json                           # -> results/
 
 Under the normal test run (--benchmark-disable, set in pyproject) each case runs once, untimed,
 on a couple of batches. Machines shared with other jobs are noisy: the comparison cases

@@ -14,7 +14,7 @@ COLORS = plt.get_cmap("tab10").colors
 
 
 def _latest_ok(recs, kind, ms):
-    from .report import mid
+    from . import mid
 
     out = {}
     for r in recs:
@@ -113,7 +113,7 @@ def train_plots(recs, ms, ips_path: Path, wait_path: Path):
 
 
 def accuracy_plot(recs, ms, path: Path):
-    from .report import acc, mid
+    from . import acc, mid
 
     runs = defaultdict(list)
     for r in recs:

@@ -15,7 +15,7 @@ from .hardware import fingerprint, slug
 SCHEMA = 1
 KINDS = ("loader", "train", "eval", "accuracy", "epoch", "ceiling", "tune", "benchmark", "gpu_check")
 RUN_ID = uuid.uuid4().hex[:12]  # one per process: groups the records of one invocation
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def git_info() -> dict:

@@ -25,8 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .hardware import machine_label
-from .results import REPO
+from ..results.hardware import machine_label
+from ..results import REPO
 
 THRESHOLD = 0.10
 IGNORED = {"out", "output", "results", "results_path", "log", "log_every", "progress", "quiet", "verbose",

@@ -1,8 +1,8 @@
 """Turn a pytest-benchmark `--benchmark-json` file into result records (kind "benchmark").
 
     .venv/bin/python -m pytest tests/benchmarks --benchmark-only --benchmark-json bench.json
-    .venv/bin/python -m bench.benchjson bench.json            # -> results/<machine>.jsonl
-    .venv/bin/python -m bench.benchjson bench.json --out /tmp/x.jsonl
+    .venv/bin/python -m bench.results.benchjson bench.json            # -> results/<machine>.jsonl
+    .venv/bin/python -m bench.results.benchjson bench.json --out /tmp/x.jsonl
 
 One record per benchmark case: loader / variant / arch from the case's extra_info (or its
 name), metrics = images_per_sec and friends from extra_info plus pytest-benchmark's timing
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from .results import append, default_path, make_record
+from .records import append, default_path, make_record
 
 STATS = ("min", "max", "mean", "median", "stddev", "iqr", "rounds", "iterations", "ops")
 
@@ -46,7 +46,7 @@ def records(doc: dict) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.benchjson", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.results.benchjson", description=__doc__.splitlines()[0])
     p.add_argument("json", help="a pytest-benchmark --benchmark-json file")
     p.add_argument("--out", help=f"results file (default {default_path()})")
     args = p.parse_args(argv)
