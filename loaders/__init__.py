@@ -30,17 +30,26 @@ class Backend:
     summary: str = ""
     needs_cuda: bool = False  # only usable on a CUDA machine (tested there, `gpu` marker)
     options: tuple[str, ...] = ()  # the spec.options keys it reads (see each module's docstring)
+    # "loader": a real input pipeline, measured and compared; "ceiling": no input work at all
+    # (the compute-only rate that every real loader's training throughput is divided by).
+    role: str = "loader"
 
 
 REGISTRY: dict[str, Backend] = {}
 
 
+ROLES = ("loader", "ceiling")
+
+
 def register(name: str, module: str, cls: str, summary: str = "", needs_cuda: bool = False,
-             options: tuple[str, ...] = (), **kwargs) -> None:
-    REGISTRY[name] = Backend(name, module, cls, kwargs, summary, needs_cuda, tuple(options))
+             options: tuple[str, ...] = (), role: str = "loader", **kwargs) -> None:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    REGISTRY[name] = Backend(name, module, cls, kwargs, summary, needs_cuda, tuple(options), role)
 
 
-register("synthetic", "synthetic", "SyntheticLoader", "random batches made once on the device: the compute-only ceiling")
+register("synthetic", "synthetic", "SyntheticLoader", "random batches made once on the device: the compute-only ceiling",
+         role="ceiling")
 register("torchvision", "torchvision", "TorchvisionLoader",
          "libjpeg-turbo decode in a main-process thread pool (or DataLoader workers), uint8 batches, device normalise",
          options=("pool", "chunk", "task", "decoder"))
@@ -57,6 +66,17 @@ def options_for(name: str, options: dict) -> dict:
     """The part of `options` that backend `name` reads (a sweep over loaders shares one set)."""
     backend = REGISTRY.get(name)
     return {k: v for k, v in options.items() if backend and k in backend.options}
+
+
+def role(name: str) -> str | None:
+    """"loader" or "ceiling" for a registered backend; None for a name the registry lacks."""
+    backend = REGISTRY.get(name)
+    return backend.role if backend else None
+
+
+def ceiling() -> str:
+    """The backend whose training throughput is the compute-only ceiling."""
+    return next(n for n, b in REGISTRY.items() if b.role == "ceiling")
 
 
 def names(runnable_here: bool = False) -> list[str]:
@@ -107,4 +127,4 @@ def build(name: str, split: str, dataset: Dataset, spec: LoaderSpec) -> Loader:
 
 
 __all__ = ["BackendUnavailable", "DataError", "Dataset", "Loader", "LoaderSpec", "available", "build", "names", "normalize",
-           "options_for", "register", "resolve"]
+           "options_for", "register", "resolve", "role", "ceiling"]
