@@ -153,7 +153,7 @@ import loaders
 print(json.dumps(fingerprint(), indent=1))
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(),
       "| torchvision", torchvision.__version__, "| cudnn", torch.backends.cudnn.version())
-from loaders.augment import simplejpeg
+from loaders.torchvision_decode import simplejpeg
 print("simplejpeg", getattr(simplejpeg, "__version__", None) if simplejpeg else "not installed: torchvision backend decodes with PIL")
 print("libjpeg headers", "present" if __import__("os").path.exists("/usr/include/jpeglib.h") else "absent")
 if "torchvision-gpu" not in loaders.REGISTRY:
@@ -167,7 +167,7 @@ PY
 make_data() {
     "$PY" - "$DATA" <<'PY'
 import os, sys, time
-from loaders.data import resolve
+from loaders.datasets import resolve
 t = time.perf_counter()
 ds = resolve(sys.argv[1], progress=False)
 print(ds.describe(), f"ready in {time.perf_counter() - t:.1f}s on {len(os.sched_getaffinity(0))} cores")
@@ -180,7 +180,7 @@ parity() {
 import json, sys, time
 import torch
 from loaders import LoaderSpec, build
-from loaders.data import Dataset, resolve
+from loaders.datasets import Dataset, resolve
 from loaders.torchvision_gpu import TorchvisionGpuLoader
 
 data, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -30,8 +30,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import models  # noqa: E402
-from loaders.augment import val_crop  # noqa: E402
-from loaders.base import normalize  # noqa: E402
+from loaders.normalize import normalize  # noqa: E402
+from loaders.reference import val_crop  # noqa: E402
 from loaders.spec import LoaderSpec  # noqa: E402
 
 

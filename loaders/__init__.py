@@ -5,16 +5,24 @@
         for images, labels in loader: ...
 
 Backends are imported lazily, so a missing optional library (DALI, FFCV) shows up in
-`available()` with the reason and the install command instead of failing at import.
+`available()` with the reason and the install command instead of failing at import; and
+importing the registry imports no torch (the CLI answers --help and bad flags fast).
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 
-from .base import Loader, normalize
-from .data import DataError, Dataset, resolve
 from .spec import LoaderSpec
+
+# Names this package hands on, imported on first use (they import torch).
+_LAZY = {"Loader": "base", "normalize": "normalize", "DataError": "datasets", "Dataset": "datasets", "resolve": "datasets"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class BackendUnavailable(RuntimeError):
@@ -123,7 +131,9 @@ def build(name: str, split: str, dataset: Dataset, spec: LoaderSpec) -> Loader:
             takes = "; ".join(f"{b.name}: {', '.join(b.options)}" for b in REGISTRY.values() if b.options)
             raise ValueError(f"no loader reads option {', '.join(map(repr, unknown))} ({takes})")
         spec = spec.with_(options=options_for(name, spec.options))
-    return getattr(_module(backend), backend.cls)(split, dataset, spec, **backend.kwargs)
+    loader = getattr(_module(backend), backend.cls)(split, dataset, spec, **backend.kwargs)
+    loader.name = name  # one class may serve several registry entries (dali, dali-cpu)
+    return loader
 
 
 __all__ = ["BackendUnavailable", "DataError", "Dataset", "Loader", "LoaderSpec", "available", "build", "names", "normalize",

@@ -30,12 +30,9 @@ Order and exact epochs
     backend's, sample for sample), random_shuffle=False. The train pipeline is rebuilt for
     each pass over the data (new epoch, new resolution, or a second pass): its random-op seed
     is derived from (seed, epoch, rank), so the same seed + epoch give the same order AND the
-    same crops. Rebuild cost measured on the 2-core CPU machine (CPU pipeline, 2 threads,
-    loaded by other jobs): 14 ms with 512 files, 0.11-0.14 s with 100k, 1.7-2.7 s with 1.28M
-    (ImageNet; nearly all of it DALI's reader taking the file list, the permutation is 0.16 s),
-    plus the first batch's decode before anything is yielded. Paid once per epoch (about 3%
-    of a 64 s ImageNet epoch on a fast GPU box: building the next epoch's pipeline ahead
-    would hide it). The val pipeline is built once and reused for every pass (rebuilt only if
+    same crops. The rebuild costs little with small lists and
+    grows with the file list (README, "Speed on the CPU": ~2 s for ImageNet's 1.28M files),
+    paid once per epoch. The val pipeline is built once and reused for every pass (rebuilt only if
     a pass was abandoned mid-way, leaving the reader mid-epoch).
     The loader drives the pipeline itself (schedule_run / share_outputs, as DALI's
     DALIGenericIterator does, minus its copy): exactly len() iterations per pass, at most
@@ -64,7 +61,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Loader, labels_to, normalize
+from .base import Loader
+from .normalize import labels_to, normalize
 
 INSTALL = "install it with `pip install nvidia-dali-cuda120` (or `make venv`)"
 DEVICES = ("auto", "cpu", "gpu")
@@ -145,7 +143,7 @@ class DaliLoader(Loader):
         self._pipe = None
         self._key = None  # (epoch, res) the live pipeline was built for
         self._state = "none"  # none | fresh (built, unread) | done (a full pass read) | partial
-        self.stats.update(workers=self.threads, pipeline="gpu (mixed decode)" if self.gpu else "cpu", prefetch=spec.prefetch)
+        self.settings.update(workers=self.threads, pipeline="gpu (mixed decode)" if self.gpu else "cpu", prefetch=spec.prefetch)
 
     # -- sizes / order: DALI's contiguous shards ---------------------------------------
     def _shard_bounds(self) -> tuple[int, int]:

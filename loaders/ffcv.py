@@ -42,9 +42,10 @@ import time
 import numpy as np
 import torch
 
-from .base import Loader, labels_to, normalize, shard
+from .base import Loader, shard
 from .ffcv_convert import ConversionError, ensure_beton, write_params
-from .spec import cpu_cores
+from .host import cpu_cores
+from .normalize import labels_to, normalize
 
 INSTALL = "apt-get install -y pkg-config libturbojpeg0-dev libopencv-dev && pip install ffcv (or `make venv`)"
 
@@ -178,15 +179,17 @@ class FfcvLoader(Loader):
         workers = clamp_workers(requested)
         order_name = opts.get("order", "random") if split == "train" else "sequential"
         os_cache = bool(opts.get("os_cache", True))
+        self.settings.update(
+            write_policy=self.params,  # one policy per dataset: train and val share spec.options
+            workers=workers,
+            order=order_name,
+            os_cache=os_cache,
+        )
         self.stats.update(
             beton=str(path),
             beton_bytes=meta["bytes"],
             convert_s=meta["convert_s"],  # when it was written (0 cost now on a cache hit)
             beton_cached=not built,
-            write_policy=self.params,  # one policy per dataset: train and val share spec.options
-            workers=workers,
-            order=order_name,
-            os_cache=os_cache,
         )
         if workers != requested:
             self.stats["workers_requested"] = requested
@@ -200,7 +203,7 @@ class FfcvLoader(Loader):
             image = [self._decoder]
         pipelines = {"image": image, "label": [ffcv.fields.basics.IntDecoder()]}
 
-        kw = dict(os_cache=os_cache, drop_last=self.drop_last, batches_ahead=int(opts.get("batches_ahead", 3)), seed=spec.seed)
+        kw = dict(os_cache=os_cache, drop_last=self.drop_last, batches_ahead=self.settings.setdefault("batches_ahead", int(opts.get("batches_ahead", 3))), seed=spec.seed)
         if order_name == "quasi_random":
             if os_cache:
                 raise ValueError("order='quasi_random' needs os_cache=False (FFCV reads pages itself for it)")
@@ -244,9 +247,6 @@ class FfcvLoader(Loader):
         finally:
             it.close()  # stops FFCV's producer thread when the epoch is abandoned early
             torch.set_num_threads(threads)
-
-    def describe(self):
-        return {**super().describe(), **self.stats}
 
     def close(self):
         self._loader = None

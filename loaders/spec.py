@@ -1,20 +1,13 @@
 """LoaderSpec: everything a backend needs to know to produce batches, shared by all backends."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
+
+from .host import cpu_cores
 
 # ImageNet statistics in 0-255 units: backends hand over uint8, the device normalises.
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-
-
-def cpu_cores() -> int:
-    """Cores this process may use (the affinity mask, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

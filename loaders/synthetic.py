@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import Loader, normalize
+from .base import Loader
+from .normalize import normalize
 
 
 class SyntheticLoader(Loader):

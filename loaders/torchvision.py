@@ -23,15 +23,9 @@ spec.options: pool ("threads" | "processes"), decoder ("auto": simplejpeg + torc
 train when simplejpeg is installed, see loaders/augment.py; "pil": PIL decode + PIL resize
 only), task (samples per thread task, default 64: 8, 16, 32 measured the same).
 
-Measured on the 2-core machine (embedded data, 224 px, batch 64, 2 workers, loader-only incl.
-the shared normalise; 7 interleaved rounds, median ratio to the stock torchvision DataLoader
-[min-max], machine shared with other jobs): train - previous backend (processes, PIL, np.stack)
-1.24 [0.95-1.82], processes + PIL 1.24, threads + PIL 1.28 [1.12-2.22], processes + fast path
-1.67 [1.26-2.69], threads + fast path 1.69 [1.51-1.96] (the default). val (9 rounds; val
-keeps PIL's resize): threads + fast decode 1.25 [1.06-2.09]. The fast path (loaders/augment.py)
-is the bigger lever; threads beat processes by a few percent here. With loaders/_native.c
-(region decode, table normalise; 2026-11-26, benchmarks, 5 rounds): 2.37x stock [2.28-2.45]
-on train, and 0.95 of the decode ceiling in loader mode (README).
+Both pools give the same pixels; on the 2-core machine the fast decoder (loaders/torchvision_decode.py)
+was the bigger lever and threads beat processes by a few percent; on a 16-core host one
+process's GIL caps a thread pool (README, "Speed on the CPU" and the H200 results).
 """
 from __future__ import annotations
 
@@ -43,10 +37,13 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Sampler
 
-from .augment import sample_rng, train_crop, train_into, val_crop, val_into
-from .base import Loader, labels_to, normalize
-from .data import DataError, undecodable
-from .spec import cpu_cores
+from .base import Loader
+from .datasets import DataError, undecodable
+from .geometry import sample_rng
+from .host import cpu_cores
+from .normalize import labels_to, normalize
+from .reference import train_crop, val_crop
+from .torchvision_decode import train_into, val_into
 
 POOLS = ("threads", "processes")
 TASK = 64  # samples per thread-pool task (see _batches)
@@ -184,14 +181,14 @@ class TorchvisionLoader(Loader):
             raise ValueError(f"torchvision loader: options['pool'] must be one of {POOLS}, not {self.pool!r}")
         self.samples = dataset.samples(split)
         self.pin = torch.device(spec.device).type == "cuda" and torch.cuda.is_available()
-        self.stats.update(workers=self.workers, pool=self.pool, prefetch=spec.prefetch)
+        self.settings.update(workers=self.workers, pool=self.pool, prefetch=spec.prefetch)
         self._exec = None
         self._dl = None
         if self.pool == "processes":
             # Samples per worker task: a whole batch unless spec.options["chunk"] (see _Chunks).
             self.chunk = int(spec.options.get("chunk", 0)) or spec.batch_size
             per_batch = math.ceil(spec.batch_size / self.chunk)
-            self.stats.update(chunk=self.chunk)
+            self.settings.update(chunk=self.chunk)
             self._dl = DataLoader(
                 _Files(self.samples, split, spec),
                 batch_sampler=_Chunks(self, self.chunk),
@@ -262,9 +259,6 @@ class TorchvisionLoader(Loader):
             for _, _, futs in pending:
                 for f in futs:
                     f.cancel()
-
-    def describe(self):
-        return {**super().describe(), "workers": self.workers, "pool": self.pool}
 
     def close(self):
         if self._dl is not None:

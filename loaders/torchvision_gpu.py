@@ -2,7 +2,7 @@
 (`torchvision.io.decode_jpeg(list, device=...)`), crop/resize/flip on the device.
 
 Same semantics as the `torchvision` backend, pixels included (within rounding):
-  train: RandomResizedCrop geometry from loaders.augment.rrc_params with the per-sample RNG
+  train: RandomResizedCrop geometry from loaders.geometry.rrc_params with the per-sample RNG
          sample_rng(seed, epoch, index) (the same crop, then the same flip draw), resized with
          antialiased bilinear (torch's antialias=True follows PIL's filter), flipped;
   val:   shorter side resized to spec.resize_side("val") (torchvision's output-size rule),
@@ -39,9 +39,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .augment import rrc_params, sample_rng, to_rgb
-from .base import Loader, labels_to, normalize
-from .data import undecodable
+from .base import Loader
+from .datasets import undecodable
+from .geometry import rrc_params, sample_rng
+from .normalize import labels_to, normalize
+from .reference import to_rgb
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
@@ -171,7 +173,7 @@ class TorchvisionGpuLoader(Loader):
         self.cuda = self.device.type == "cuda"
         if self.cuda and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
-        self.threads = spec.default_workers()
+        self.threads = max(1, spec.default_workers())  # workers=0 ("in the main process"): one reading thread
         self.producers = int(spec.options.get("producers", 1))
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tvgpu-read")
         self._samples = dataset.samples(split)
@@ -179,7 +181,8 @@ class TorchvisionGpuLoader(Loader):
         self._lock = threading.Lock()
         # Producer-thread wall seconds per stage (host time: launches are asynchronous, but the
         # nvJPEG call returns only once its batch is decoded): where a batch's time goes.
-        self.stats.update(workers=self.threads, producers=self.producers, decode_device=str(self.device), device_decoded=0, cpu_fallbacks=0,
+        self.settings.update(workers=self.threads, producers=self.producers, decode_device=str(self.device))
+        self.stats.update(device_decoded=0, cpu_fallbacks=0,
                           fallback_reasons={}, device_decode_errors=0, read_wait_s=0.0, decode_s=0.0, augment_s=0.0)
 
     # -- device stage ---------------------------------------------------------------------
@@ -324,12 +327,12 @@ class TorchvisionGpuLoader(Loader):
             for t in threads:
                 t.join(timeout=30)
 
-    def describe(self) -> dict:
+    def facts(self) -> dict:
         with self._lock:
             stats = {**self.stats, "fallback_reasons": dict(self.stats["fallback_reasons"])}
         for k in ("read_wait_s", "decode_s", "augment_s"):
             stats[k] = round(stats[k], 3)
-        return {"backend": self.name, **stats}
+        return stats
 
     def close(self) -> None:
         for stop in list(self._stops):

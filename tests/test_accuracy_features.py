@@ -7,34 +7,41 @@ import torch
 import torch.nn as nn
 
 import loaders
-from bench import train as T
-from bench.config import RunConfig, resolve
-from bench.fit import fit
-from bench.modes import Context
+from bench.cli.config import RunConfig
+from bench.cli.parser import resolve
+from bench.harness import accuracy_mode
+from bench.training import loop
+from bench.training.comm import Single
+from bench.training.compute import build_model
+from bench.training.loop import evaluate, train_step
+from bench.training.state import make_state
 from models.zoo import BlurPool
-
-from tests.conftest import make_imagefolder
+from tests.helpers import cpu_context, make_imagefolder
 
 CPU = torch.device("cpu")
 
 
+def fit(ctx, name, arch):
+    return accuracy_mode.run(ctx, name, arch)
+
+
 def context(cfg, dataset):
-    return Context(cfg, dataset, CPU, T.resolve_amp(cfg.amp, CPU), workers=0, threads=torch.get_num_threads(), log=lambda m: None)
+    return cpu_context(cfg, dataset, workers=0)
 
 
 def tiny_cfg(**kw) -> RunConfig:
     base = dict(mode="accuracy", arch="demo_net", res=32, batch_size=4, epochs=1, amp="off", progress=False, lr=0.2)
-    return RunConfig(**{**base, **kw})
+    return RunConfig.of(**{**base, **kw})
 
 
 # -- flip-TTA ---------------------------------------------------------------------------------
 def test_tta_uses_the_sum_of_image_and_mirror_logits(tiny):
     torch.manual_seed(0)
-    model = T.build_model("demo_net", tiny.num_classes, 32, CPU).eval()
+    model = build_model("demo_net", tiny.num_classes, 32, CPU).eval()
     spec = loaders.LoaderSpec(batch_size=4, res=32, val_res=32, workers=0)
     with loaders.build("torchvision", "val", tiny, spec) as val:
-        plain = T.evaluate(model, val, CPU, None, tta=False)
-        tta = T.evaluate(model, val, CPU, None, tta=True)
+        plain = evaluate(model, val, CPU, None, False, Single())
+        tta = evaluate(model, val, CPU, None, True, Single())
         expected, n = 0.0, 0
         with torch.no_grad():
             for x, y in val:
@@ -47,20 +54,36 @@ def test_tta_uses_the_sum_of_image_and_mirror_logits(tiny):
 
 
 # -- EMA ----------------------------------------------------------------------------------------
-def test_ema_weights_trail_the_live_weights(tiny):
+def test_ema_weights_follow_the_ema_rule(tiny):
+    """AveragedModel's rule: the first update copies the live weights, each later one makes
+    them decay * EMA + (1 - decay) * live. So the EMA is neither the initial weights (an EMA
+    that never updates) nor the live ones (an EMA that only copies)."""
     torch.manual_seed(0)
-    model = T.build_model("demo_net", tiny.num_classes, 32, CPU)
-    state = T.make_state(model, tiny_cfg(ema=0.5), CPU, None)
+    model = build_model("demo_net", tiny.num_classes, 32, CPU)
+    state = make_state(model, tiny_cfg(ema=0.5).optim, CPU, None, 4)
     x, y = torch.randn(4, 3, 32, 32).to(memory_format=torch.channels_last), torch.tensor([0, 1, 2, 0])
+    initial = {k: v.detach().clone() for k, v in model.named_parameters()}
+    expected = None
     for _ in range(3):
-        T.train_step(state, x, y, 0.1)
-    live, ema = dict(state.model.named_parameters()), dict(state.ema.module.named_parameters())
-    assert set(live) == set(ema)
-    assert any(not torch.allclose(live[k], ema[k]) for k in live)
+        train_step(state, x, y, 0.1)
+        live = {k: v.detach().clone() for k, v in state.model.named_parameters()}
+        expected = live if expected is None else {k: 0.5 * expected[k] + 0.5 * live[k] for k in live}
+    ema = dict(state.ema.module.named_parameters())
+    moved = [k for k in live if not torch.allclose(live[k], initial[k])]
+    assert moved, "training moved the weights"
+    for k in live:
+        torch.testing.assert_close(ema[k].detach(), expected[k], rtol=1e-5, atol=1e-6)
+    assert all(not torch.allclose(ema[k], live[k]) and not torch.allclose(ema[k], initial[k]) for k in moved)
 
 
-def test_fit_evaluates_the_ema_model_too(tiny):
+def test_fit_evaluates_the_ema_model_too(tiny, monkeypatch):
+    evaluated = []
+    real = loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", lambda model, *a, **kw: evaluated.append(model) or real(model, *a, **kw))
     records = fit(context(tiny_cfg(ema=0.9, epochs=2), tiny), "torchvision", "demo_net")
+    live, ema = evaluated[0], evaluated[1]
+    assert len(evaluated) == 4 and live is not ema, "the live model and the EMA model, each epoch"
+    assert evaluated[2] is live and evaluated[3] is ema
     for r in records:
         m = r["metrics"]
         assert 0 <= m["top1_ema"] <= 1 and 0 <= m["top5_ema"] <= 1 and "top1" in m
@@ -71,28 +94,28 @@ def test_fit_evaluates_the_ema_model_too(tiny):
 def test_blurpool_from_recipe_and_flag_changes_the_model():
     on, _ = resolve(["--recipe", "rn18-16ep"])
     off, _ = resolve(["--recipe", "rn18-16ep", "--no-blurpool"])
-    assert on.blurpool and not off.blurpool
+    assert on.model.blurpool and not off.model.blurpool
     outs = {}
     for cfg in (on, off):
         torch.manual_seed(0)
-        model = T.build_model(cfg.arch, 10, 64, CPU, blurpool=cfg.blurpool).eval()
-        outs[cfg.blurpool] = (sum(isinstance(m, BlurPool) for m in model.modules()), model(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))))
+        model = build_model(cfg.model.arch[0], 10, 64, CPU, blurpool=cfg.model.blurpool).eval()
+        outs[cfg.model.blurpool] = (sum(isinstance(m, BlurPool) for m in model.modules()), model(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))))
     assert outs[True][0] >= 3 and outs[False][0] == 0
     assert not torch.allclose(outs[True][1], outs[False][1])
-    assert resolve(["--arch", "demo_net", "--blurpool"])[0].blurpool
+    assert resolve(["--arch", "demo_net", "--blurpool"])[0].model.blurpool
 
 
 # -- progressive resizing in fit, on every backend -----------------------------------------------
 @pytest.mark.parametrize("name", ["torchvision", "synthetic", "dali", "ffcv"])
 def test_progressive_resizing_changes_train_resolution(name, tiny, monkeypatch):
     seen: dict[int, set] = {}
-    real_step = T.train_step
+    real_step = loop.train_step
 
     def spy(state, images, labels, lr):
         seen.setdefault(state.epoch, set()).add(tuple(images.shape))
         return real_step(state, images, labels, lr)
 
-    monkeypatch.setattr(T, "train_step", spy)
+    monkeypatch.setattr(loop, "train_step", spy)
     cfg = tiny_cfg(epochs=3, min_res=32, max_res=64, start_ramp=1, end_ramp=2, steps=2)
     records = fit(context(cfg, tiny), name, "demo_net")
     assert [r["metrics"]["res"] for r in records if r["kind"] == "epoch"] == [32, 32, 64]
@@ -112,7 +135,7 @@ def test_fine_tune_on_another_class_count(tiny, tmp_path):
     blob = torch.load(src, weights_only=False)
     assert blob["arch"] == "demo_net" and blob["classes"] == tiny.classes and blob["model"]["fc.weight"].shape[0] == 3
 
-    from loaders.data import scan
+    from loaders.datasets import scan
 
     two = scan(make_imagefolder(tmp_path / "two", train=(4, 4), val=(2, 2), classes=["cat", "dog"]), progress=False)
     out = {}
@@ -123,7 +146,7 @@ def test_fine_tune_on_another_class_count(tiny, tmp_path):
         assert records[-1]["metrics"]["val_samples"] == 4
         out[frozen] = _params(dst)
     before = blob["model"]
-    model = T.build_model("demo_net", 2, 32, CPU)
+    model = build_model("demo_net", 2, 32, CPU)
     backbone = [k for k, _ in model.named_parameters() if not k.startswith("fc.")]
     assert backbone and all(out[True][k].shape == before[k].shape for k in backbone)
     assert out[True]["fc.weight"].shape == (2, before["fc.weight"].shape[1])
@@ -150,8 +173,8 @@ def test_small_images_prepare_writes_an_imagefolder_once(tmp_path, monkeypatch):
     import numpy as np
     from PIL import Image
 
-    from loaders.data import DataError, scan
-    from loaders.small_images import CLASSES, FILES, prepare
+    from loaders.datasets import DataError, scan
+    from loaders.datasets.small_images import CLASSES, FILES, prepare
 
     src = tmp_path / "idx"
     src.mkdir()

@@ -59,7 +59,7 @@ def test_train_mode_reports_ratio_to_synthetic(tiny_root, tmp_path):
 def test_print_config_resolves_recipe_with_overrides():
     p = run("--recipe", "cpu-demo", "--epochs", "3", "--print-config")
     cfg = json.loads(p.stdout)
-    assert cfg["arch"] == "demo_net" and cfg["epochs"] == 3 and cfg["res"] == 64
+    assert cfg["model"]["arch"] == ["demo_net"] and cfg["schedule"]["epochs"] == 3 and cfg["data"]["res"] == 64
 
 
 def test_loader_options_reach_only_the_loaders_that_read_them(tiny_root, tmp_path):
@@ -71,7 +71,8 @@ def test_loader_options_reach_only_the_loaders_that_read_them(tiny_root, tmp_pat
     tv, syn = [json.loads(x) for x in p.stdout.splitlines()]
     assert tv["status"] == syn["status"] == "ok"
     assert tv["config"]["backend"]["pool"] == "processes" and tv["config"]["backend"]["chunk"] == 3  # YAML values: an int
-    assert tv["config"]["loader_options"] == "pool=processes, chunk=3"
+    assert tv["config"]["loader_options"] == {"pool": "processes", "chunk": 3}  # typed once, at the command line
+    assert (tv["config"]["loader"], syn["config"]["loader"]) == ("torchvision", "synthetic"), "each record's own loader"
 
 
 def test_a_loader_option_no_selected_loader_reads_is_an_error(tiny_root):

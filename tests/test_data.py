@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from loaders.data import DataError, check_image, scan
-from loaders.embedded import generate
-from tests.conftest import make_imagefolder
+from loaders.datasets import DataError, check_image, scan
+from loaders.datasets.generated import generate
+from tests.helpers import make_imagefolder
 
 REPO = Path(__file__).resolve().parent.parent
 

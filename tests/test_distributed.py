@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_imagefolder
+from tests.helpers import make_imagefolder
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = os.environ.get("LB_DDP_BACKENDS", "torchvision,dali,ffcv")

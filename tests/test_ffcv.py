@@ -16,11 +16,12 @@ import torch
 from PIL import Image
 
 from loaders import LoaderSpec, build
-from loaders.data import Dataset, scan
-from tests.conftest import collect, make_imagefolder
+from loaders.datasets import Dataset, scan
+from tests.helpers import collect, ks_statistic, make_imagefolder, to_levels
 
 from loaders import ffcv as ffcv_mod  # make installs FFCV here: no skip
 from loaders import ffcv_convert as fc
+from loaders import ffcv_writer as fw
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -30,13 +31,6 @@ pytestmark = [
 ]
 
 QUIET = {"progress": False}
-
-
-def to_levels(x: torch.Tensor, spec: LoaderSpec) -> torch.Tensor:
-    """Normalised batch back to 0-255 levels."""
-    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std).view(1, 3, 1, 1)
-    return x.float() * std + mean
 
 
 def solid_dataset(root: Path, n: int, size=(40, 30)) -> Dataset:
@@ -98,7 +92,7 @@ def test_large_raw_image_converts_and_loads(tmp_path):
     shutil.copy(root / "train" / "a" / "small.jpg", root / "val" / "a" / "small.jpg")
     ds = scan(root, progress=False)
     params = fc.write_params({"write_mode": "raw", "max_resolution": None})
-    assert fc.page_size_for(ds.samples("train"), params) >= 2000 * 2000 * 3
+    assert fw.page_size_for(ds.samples("train"), params) >= 2000 * 2000 * 3
     spec = LoaderSpec(batch_size=2, res=32, workers=1, options={**params, **QUIET})
     with build("ffcv", "train", ds, spec) as loader:
         assert loader.stats["beton_bytes"] > 12_000_000
@@ -114,8 +108,8 @@ def test_writer_failure_is_a_clear_error_not_a_hang(tmp_path):
     bad.write_bytes(b"\xff\xd8\xff" + b"\0" * 100 + b"\xff\xd9")  # passes the header check only
     params = fc.write_params({})
     out = tmp_path / "x.beton"
-    with pytest.raises(fc.ConversionError, match="bad.jpg"):
-        fc.convert([(str(good), 0)] * 5 + [(str(bad), 1)] + [(str(good), 0)] * 5, out, params, workers=2, progress=False)
+    with pytest.raises(fw.ConversionError, match="bad.jpg"):
+        fw.convert([(str(good), 0)] * 5 + [(str(bad), 1)] + [(str(good), 0)] * 5, out, params, workers=2, progress=False)
     assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
 
 
@@ -123,16 +117,16 @@ def test_writer_failure_is_a_clear_error_not_a_hang(tmp_path):
 def test_writer_process_death_is_a_clear_error_not_a_hang(tmp_path, monkeypatch):
     good = tmp_path / "good.png"
     Image.new("RGB", (20, 20), (1, 2, 3)).save(good)
-    real = fc._Images.__getitem__
+    real = fw._Images.__getitem__
 
     def dies(self, i):
         if i == 3:
             os._exit(3)  # as a segfault or the OOM killer would: no exception, no cleanup
         return real(self, i)
 
-    monkeypatch.setattr(fc._Images, "__getitem__", dies)
-    with pytest.raises(fc.ConversionError, match="writer process (exited with code 3|died)"):
-        fc.convert([(str(good), 0)] * 8, tmp_path / "x.beton", fc.write_params({}), workers=2, progress=False)
+    monkeypatch.setattr(fw._Images, "__getitem__", dies)
+    with pytest.raises(fw.ConversionError, match="writer process (exited with code 3|died)"):
+        fw.convert([(str(good), 0)] * 8, tmp_path / "x.beton", fc.write_params({}), workers=2, progress=False)
 
 
 # -- val parity ----------------------------------------------------------------------------
@@ -154,12 +148,6 @@ def test_val_pixel_parity_with_torchvision(tmp_path):
 
 
 # -- train crops ---------------------------------------------------------------------------
-def ks_statistic(a, b) -> float:
-    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
-    grid = np.concatenate([a, b])
-    return float(np.max(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b))))
-
-
 def test_train_crops_match_torchvision_random_resized_crop(tmp_path):
     """A marker image whose red = x and green = y: each output's ramps give the crop box."""
     W, H, res, n = 240, 160, 32, 1024
@@ -269,10 +257,8 @@ def test_the_hanging_pipeline_is_refused_and_ours_runs(solid):
                   ft.NormalizeImage(mean, std, np.float32), ft.ToDevice(torch.device("cpu"))],
         "label": [fb.IntDecoder(), ft.ToTensor()],
     }
-    t0 = time.perf_counter()
-    with pytest.raises(ffcv_mod.FfcvPipelineError, match=r"needs [3-9] stages"):
+    with pytest.raises(ffcv_mod.FfcvPipelineError, match=r"needs [3-9] stages"):  # at once: the timeout above catches a hang
         ffcv_mod.make_loader(path, 4, hanging, 1, order=lambda e: range(13), drop_last=False)
-    assert time.perf_counter() - t0 < 10
 
     # The backend's own pipeline: one jitted stage, the plan FFCV itself computes, a full epoch.
     spec = LoaderSpec(batch_size=4, res=16, workers=1, options={"write_mode": "raw", **QUIET})

@@ -12,12 +12,13 @@ import simplejpeg
 import torch
 from PIL import Image
 
-import loaders.augment as A
-import loaders.base as B
+import loaders.normalize as B
+import loaders.torchvision_decode as A
 from loaders import LoaderSpec
 from loaders import _native
-from loaders.embedded import render
-from tests.conftest import jpeg_bytes
+from loaders.geometry import rrc_params, sample_rng
+from loaders.datasets.generated import render
+from tests.helpers import jpeg_bytes
 
 SCALE, RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
 
@@ -102,12 +103,12 @@ def test_train_crops_are_the_full_decode_path_pixels(monkeypatch):
         monkeypatch.setattr(A, "_native", mod)
         x = torch.empty(len(datas), res, res, 3, dtype=torch.uint8)
         for i, data in enumerate(datas):
-            A.train_into(x[i], data, res, A.sample_rng(3, 1, i), SCALE, RATIO, True)
+            A.train_into(x[i], data, res, sample_rng(3, 1, i), SCALE, RATIO, True)
         outs[name] = x.int()
     scaled = []
     for i, data in enumerate(datas):
         height, width = simplejpeg.decode_jpeg_header(data)[:2]
-        _, _, h, w = A.rrc_params(A.sample_rng(3, 1, i), width, height, SCALE, RATIO)
+        _, _, h, w = rrc_params(sample_rng(3, 1, i), width, height, SCALE, RATIO)
         scaled.append(min(w, h) >= 2 * res)
     scaled = torch.tensor(scaled)
     assert 0 < int(scaled.sum()) < len(datas)

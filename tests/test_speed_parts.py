@@ -12,9 +12,11 @@ import torch
 from PIL import Image
 
 from loaders import LoaderSpec, build
-from loaders.augment import rrc_params, sample_rng, simplejpeg, train_crop, train_into, val_crop, val_into
-from loaders.embedded import render
-from tests.conftest import collect, jpeg_bytes
+from loaders.geometry import rrc_params, sample_rng
+from loaders.reference import train_crop, val_crop
+from loaders.torchvision_decode import decode_rgb, train_into, val_into
+from loaders.datasets.generated import render
+from tests.helpers import collect, jpeg_bytes
 
 SCALE, RATIO = (0.08, 1.0), (3 / 4, 4 / 3)
 
@@ -134,10 +136,7 @@ def test_drop_last_in_either_pool(tiny, pool):
     assert sizes and all(s == 4 for s in sizes) and len(sizes) == len(loader)
 
 
-@pytest.mark.skipif(simplejpeg is None, reason="simplejpeg not installed")
 def test_simplejpeg_decodes_like_pil():
-    from loaders.augment import decode_rgb
-
     for data in _blobs():
         with Image.open(io.BytesIO(data)) as img:
             ref = np.asarray(img.convert("RGB"))
@@ -189,7 +188,7 @@ def test_default_pool_follows_the_worker_count(tiny, workers, pool, chunk):
     """Threads up to 4 workers; above, processes, each worker building whole batches."""
     with build("torchvision", "train", tiny, LoaderSpec(batch_size=64, res=32, workers=workers)) as loader:
         assert loader.describe()["pool"] == pool
-        assert loader.stats.get("chunk") == chunk
+        assert loader.describe().get("chunk") == chunk
 
 
 @pytest.mark.parametrize("pool", ["threads", "processes"])
@@ -198,7 +197,7 @@ def test_a_file_that_passes_the_scan_but_not_the_decoder_is_named(tmp_path, tiny
     the decode must then fail with one line naming the file, from either pool."""
     import random
 
-    from loaders.data import DataError, Dataset
+    from loaders.datasets import DataError, Dataset
 
     data = bytearray(jpeg_bytes(0, 3))
     mid = len(data) // 2

@@ -15,9 +15,9 @@ from PIL import Image
 
 import loaders
 from loaders import LoaderSpec, build
-from loaders.data import DataError, Dataset
+from loaders.datasets import DataError, Dataset
 from loaders.torchvision_gpu import CPU_DRY_RUN, TorchvisionGpuLoader, jpeg_info, resized_size, unavailable_reason
-from tests.conftest import collect, images_digest, jpeg_bytes
+from tests.helpers import collect, images_digest, jpeg_bytes
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -198,7 +198,7 @@ def test_cmyk_and_png_fall_back_to_host_and_are_counted(device, tiny):
     assert want.get("cmyk") and want.get("not-jpeg"), "the fixture has CMYK and PNG files"
     with make("train", tiny, SPEC, device) as loader:
         collect(loader)
-        d = loader.describe()
+        d = loader.facts()
     reasons = {k: v for k, v in d["fallback_reasons"].items() if k != "device-decode-error"}
     assert reasons == want
     assert d["cpu_fallbacks"] == sum(want.values()) + d["device_decode_errors"]
@@ -282,7 +282,7 @@ def test_cuda_grayscale_and_progressive_decode_on_device(tiny):
     # works (host fallback) but shows up here.
     with make("train", tiny, SPEC, "cuda") as loader:
         collect(loader)
-        d = loader.describe()
+        d = loader.facts()
     assert d["device_decode_errors"] == 0, d
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.config import RunConfig
-from bench.fit import fit
-from bench.modes import Context
+from bench.cli.config import RunConfig
+from bench.harness import accuracy_mode
 from bench.visualize import visualize
+from tests.helpers import cpu_context
 
 REPO = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -24,10 +24,9 @@ def checkpoints(tiny, tmp_path_factory):
     out = {}
     root = tmp_path_factory.mktemp("ckpt")
     for arch in ("demo_net", "seed_cnn", "resnet18"):
-        cfg = RunConfig(mode="accuracy", arch=arch, res=32, batch_size=4, epochs=1, steps=1, amp="off", progress=False,
-                        save_checkpoint=str(root / f"{arch}.pt"))
-        ctx = Context(cfg, tiny, torch.device("cpu"), None, workers=0, threads=torch.get_num_threads(), log=lambda m: None)
-        fit(ctx, "torchvision", arch)
+        cfg = RunConfig.of(mode="accuracy", arch=arch, res=32, batch_size=4, epochs=1, steps=1, amp="off", progress=False,
+                           save_checkpoint=str(root / f"{arch}.pt"))
+        accuracy_mode.run(cpu_context(cfg, tiny), "torchvision", arch)
         out[arch] = root / f"{arch}.pt"
     return out
 

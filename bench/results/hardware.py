@@ -9,7 +9,7 @@ import re
 import subprocess
 from functools import lru_cache
 
-from loaders.spec import cpu_cores
+from loaders.host import cpu_cores
 
 
 def _version(dist: str) -> str | None:

@@ -11,9 +11,9 @@ import torch
 import loaders
 from bench.results import fingerprint
 from loaders import LoaderSpec
-from loaders.spec import cpu_cores
+from loaders.host import cpu_cores, keep_host_memory
 
-loaders.base.keep_host_memory()  # as bench.run does: the benchmarks measure what the CLI measures
+keep_host_memory()  # as bench.run does: the benchmarks measure what the CLI measures
 WORKERS = cpu_cores()
 SPEC = LoaderSpec(batch_size=64, res=224, workers=WORKERS, prefetch=2, seed=0)
 
@@ -34,8 +34,8 @@ def bench_data(tmp_path_factory):
     in 4 classes: the same files for a wrapper and its raw-library loop."""
     import shutil
 
-    from loaders.data import scan
-    from loaders.embedded import render
+    from loaders.datasets import scan
+    from loaders.datasets.generated import render
 
     renders, copies, classes = 32, 16, 4
     root = tmp_path_factory.mktemp("raw-bench")

@@ -20,12 +20,12 @@ import pytest
 import torch
 
 import loaders
-from bench.ceiling import VARIANTS, _jpeg_only, read_blobs, run_loop
+from bench.harness.ceiling_mode import VARIANTS, _jpeg_only, read_blobs, run_loop
 from loaders import build
 from tests.benchmarks.conftest import (SPEC, close_dataloader, dataloader_epoch, interleave, loader_epoch, rate, record,
                                        stock_torchvision, torch_threads)
 
-BACKENDS = loaders.names(runnable_here=True)  # DALI and FFCV included: make installs them
+BACKENDS = [n for n in loaders.names(runnable_here=True) if loaders.role(n) != "ceiling"]  # DALI and FFCV included: make installs them
 ARCHS = ["demo_net", "resnet18", "mobilenet_v3_small"]
 
 
@@ -56,20 +56,22 @@ def test_bench_loader(benchmark, embedded, name, split):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_bench_train_step(benchmark, arch):
     """Forward + backward + SGD step on a CPU-sized batch (32 x 3 x 128 x 128, channels_last)."""
-    from bench import train as T
-    from bench.config import RunConfig
+    from bench.cli.config import RunConfig
+    from bench.training.compute import build_model, resolve_amp, seed_everything
+    from bench.training.loop import train_step
+    from bench.training.state import make_state
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     batch, res = (32, 128) if device.type == "cpu" else (128, 224)
-    T.seed_everything(0)
-    model = T.build_model(arch, 10, res, device, channels_last=True)
-    amp = T.resolve_amp("auto", device)
-    state = T.make_state(model, RunConfig(batch_size=batch), device, amp)
+    seed_everything(0)
+    model = build_model(arch, 10, res, device, channels_last=True)
+    amp = resolve_amp("auto", device)
+    state = make_state(model, RunConfig().optim, device, amp, batch)
     x = torch.randn(batch, 3, res, res, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
 
     def step():
-        T.train_step(state, x, y, 0.01)
+        train_step(state, x, y, 0.01)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return batch
@@ -82,10 +84,9 @@ def test_bench_train_step(benchmark, arch):
 # -- the decode ceiling ----------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_bench_ceiling(benchmark, embedded, variant):
-    """Full decode + RandomResizedCrop + flip, files in memory, one process per core (bench.ceiling)."""
+    """Full decode + RandomResizedCrop + flip, files in memory, one process per core (bench/harness/ceiling_mode.py)."""
     blobs = read_blobs(embedded, 400)
-    if variant == "turbo" and not _jpeg_only(blobs):
-        pytest.skip("simplejpeg not installed")
+    assert variant != "turbo" or _jpeg_only(blobs), "simplejpeg (a dependency) decodes every embedded JPEG"
     seconds = 0.2 if benchmark.disabled else 3.0
     results = []
     benchmark.pedantic(lambda: results.append(run_loop(variant, blobs, seconds=seconds, warmup_s=0 if benchmark.disabled else 0.5)),
@@ -119,7 +120,7 @@ def _raw_threads(embedded, split, spec, max_batches=None):
     stay within 5% of)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from loaders.base import normalize
+    from loaders.normalize import normalize
     from loaders.torchvision import _batch
 
     samples = embedded.samples(split)

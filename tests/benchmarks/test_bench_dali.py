@@ -22,7 +22,7 @@ import time
 
 
 from loaders import LoaderSpec, build  # noqa: E402
-from loaders.base import labels_to, normalize  # noqa: E402
+from loaders.normalize import labels_to, normalize  # noqa: E402
 from tests.benchmarks.conftest import loader_epoch, rate, wrapper_vs_raw  # noqa: E402
 
 SPEC = LoaderSpec(batch_size=64, res=224, workers=2, prefetch=2, seed=0)

@@ -27,7 +27,7 @@ import torch
 
 from loaders import LoaderSpec, build  # noqa: E402
 from tests.benchmarks.conftest import loader_epoch, rate, wrapper_vs_raw  # noqa: E402
-from loaders.base import labels_to, normalize  # noqa: E402
+from loaders.normalize import labels_to, normalize  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # numba finalizer noise
 

@@ -19,10 +19,11 @@ import time
 import numpy as np
 from PIL import Image
 
-from loaders.augment import rrc_params, sample_rng, simplejpeg
-from loaders.spec import cpu_cores
+from loaders.geometry import rrc_params, sample_rng
+from loaders.host import cpu_cores
+from loaders.torchvision_decode import simplejpeg
 
-from .results import load
+from ..results import load
 
 VARIANTS = ("pil", "turbo")
 
@@ -107,12 +108,12 @@ def measure_ceiling(dataset, res=224, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), s
             "seconds": seconds}
 
 
-def ceiling_mode(ctx) -> list[dict]:
+def run(ctx, name=None, arch=None) -> list[dict]:
     c = ctx.cfg
-    m = measure_ceiling(ctx.dataset, c.res, seconds=c.seconds or 5.0, processes=c.workers)
+    m = measure_ceiling(ctx.dataset, c.data.res, seconds=c.measure.seconds or 5.0, processes=c.data.workers)
     ctx.log("ceiling: " + ", ".join(f"{v} {r['images_per_sec']:.0f} img/s" for v, r in m["variants"].items())
             + f" -> {m['images_per_sec']:.0f} img/s ({m['variant']}, {m['processes']} processes)")
-    return [ctx.record("ceiling", variant=m["variant"], metrics=m, config=ctx.resolved())]
+    return [ctx.record("ceiling", variant=m["variant"], metrics=m)]
 
 
 def latest_ceiling(path, hardware_id: str, res: int) -> float | None:

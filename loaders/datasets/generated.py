@@ -1,4 +1,5 @@
-"""The embedded default dataset: an ImageNet-like ImageFolder generated deterministically.
+"""The generated dataset (`--data embedded`, the default): an ImageNet-like ImageFolder of JPEGs
+made deterministically on first use.
 
 Ten classes, each a family of shapes with its own texture and a preferred (overlapping) colour
 range, drawn at random position, scale and rotation over cluttered, noisy backgrounds, so a

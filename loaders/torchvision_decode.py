@@ -1,19 +1,13 @@
-"""Augmentation geometry and the per-sample decode paths shared by the host-decoding backends.
+"""The torchvision backend's fast per-sample decoder: encoded bytes -> pixels written into a
+batch slot, the same pixels as the reference path (loaders/reference.py) within rounding.
 
-Geometry is torchvision's: `rrc_params` is RandomResizedCrop.get_params, `val_crop` is
-Resize(resize_side) + CenterCrop(res) on PIL images. Crops are drawn from a per-sample RNG
-seeded by (seed, epoch, index): the same seed and epoch give the same crops whatever the number
-of workers or threads or their scheduling.
-
-Fast path (`train_into` / `val_into`, what the torchvision backend uses), each part measured on
-the 2-core machine (see loaders/torchvision.py for the figures):
-  * decode with simplejpeg (libjpeg-turbo, releases the GIL) when it is installed and the file is
-    a JPEG it can convert to RGB; PIL otherwise (PNG, CMYK, anything odd). Same IDCT and chroma
-    upsampling as PIL's libjpeg-turbo: the same pixels.
+  * decode with simplejpeg (libjpeg-turbo, releases the GIL) when the file is a JPEG it can
+    convert to RGB; PIL otherwise (PNG, CMYK, anything odd). Same IDCT and chroma upsampling as
+    PIL's libjpeg-turbo: the same pixels.
   * train, where loaders/_native.c is built: only the pixels the crop reads are decoded (rows
     above it entropy-decoded only, rows below never, columns outside without IDCT), mirrored by
-    the decoder when flipped; the same pixels as the full decode (tests/test_native.py).
-    Measured on the 2-core machine: 1,029-1,050 vs 853-922 img/s for one thread's train_into.
+    the decoder when flipped; the same pixels as the full decode (tests/test_native.py). The
+    README's "Speed on the CPU" section has the measurements.
   * train: the crop is resized by torch's antialiased bilinear uint8 kernel (the Pillow-SIMD
     algorithm; within 2 levels of PIL's `resize(box=...)`, mean 0.003); when the crop is at
     least 2x the output side, the decoder's DCT scaling (1/2, 1/4, 1/8) decodes fewer pixels
@@ -31,7 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-try:  # optional: `pip install simplejpeg` (a libjpeg-turbo wheel)
+from .geometry import rrc_params
+from .reference import to_rgb, train_crop, val_crop
+
+# simplejpeg is a dependency of the package; the GPU machine's image lacks it (bench/gpu_check.sh
+# carries its wheel), and without it every file takes the PIL path, same pixels, slower.
+try:
     import simplejpeg
 except ImportError:  # pragma: no cover - depends on the environment
     simplejpeg = None
@@ -41,68 +40,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     _native = None
 
 
-def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    return np.random.default_rng((seed, epoch, index))
-
-
-def rrc_params(rng: np.random.Generator, width: int, height: int, scale, ratio) -> tuple[int, int, int, int]:
-    """torchvision RandomResizedCrop.get_params, same algorithm: (top, left, h, w)."""
-    area = width * height
-    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
-    for _ in range(10):
-        target_area = area * rng.uniform(scale[0], scale[1])
-        aspect = math.exp(rng.uniform(*log_ratio))
-        w = int(round(math.sqrt(target_area * aspect)))
-        h = int(round(math.sqrt(target_area / aspect)))
-        if 0 < w <= width and 0 < h <= height:
-            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
-    # Fallback to a central crop, as torchvision does.
-    in_ratio = width / height
-    if in_ratio < min(ratio):
-        w, h = width, int(round(width / min(ratio)))
-    elif in_ratio > max(ratio):
-        h, w = height, int(round(height * max(ratio)))
-    else:
-        w, h = width, height
-    return (height - h) // 2, (width - w) // 2, h, w
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Grayscale, CMYK, palette and RGBA all become RGB (as ImageFolder's loader does)."""
-    return img if img.mode == "RGB" else img.convert("RGB")
-
-
-# -- the reference (PIL-only) paths ---------------------------------------------------------
-def train_crop(img: Image.Image, res: int, rng: np.random.Generator, scale, ratio, flip: bool) -> np.ndarray:
-    """PIL decode + RandomResizedCrop + flip: the reference path (and the one for odd files)."""
-    top, left, h, w = rrc_params(rng, img.width, img.height, scale, ratio)
-    # draft() lets libjpeg decode at 1/2, 1/4, 1/8 scale when the crop is big enough that
-    # the result still has >= res pixels across the crop: the same output pixels, less IDCT.
-    if img.format == "JPEG":
-        factor = min(w, h) / res
-        if factor >= 2:
-            before = img.size
-            img.draft("RGB", (int(img.width / factor * 1.0001) + 1, int(img.height / factor * 1.0001) + 1))
-            sx, sy = img.width / before[0], img.height / before[1]
-            top, left, h, w = top * sy, left * sx, h * sy, w * sx
-    img = to_rgb(img)
-    out = img.resize((res, res), Image.BILINEAR, box=(left, top, left + w, top + h))
-    arr = np.asarray(out)
-    if flip and rng.random() < 0.5:
-        arr = arr[:, ::-1]
-    return arr
-
-
-def val_crop(img: Image.Image, res: int, resize_side: int) -> np.ndarray:
-    """Resize the shorter side to resize_side (bilinear, antialiased), center crop res:
-    torchvision's Resize(resize_side) + CenterCrop(res) on PIL images, to the pixel."""
-    import torchvision.transforms.functional as TF
-
-    img = TF.center_crop(TF.resize(to_rgb(img), resize_side), res)
-    return np.asarray(img)
-
-
-# -- the fast paths ------------------------------------------------------------------------
 def _header(data: bytes):
     """(width, height) when simplejpeg can decode `data` to RGB itself, else None."""
     if simplejpeg is None or data[:3] != b"\xff\xd8\xff":

@@ -11,8 +11,8 @@ train from the 60,000 training images (or the first N of each class, in file ord
 and renamed into place when complete, so it is written once, deterministically, and a crash
 half-way never leaves a partial tree behind.
 
-    from loaders.small_images import prepare
-    root = prepare("fashion-mnist:1000", cache_root())   # then loaders.data.scan(root)
+    from loaders.datasets.small_images import prepare
+    root = prepare("fashion-mnist:1000", cache_root())   # then loaders.datasets.scan(root)
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import DataError
+from .dataset import DataError
 
 # Where the Debian package puts the IDX files; LOADERBENCH_FASHION_MNIST overrides it.
 SOURCE_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
@@ -43,7 +43,7 @@ def names() -> list[str]:
 
 
 def is_small_images(data: str) -> bool:
-    """True for 'fashion-mnist' and 'fashion-mnist:N' (the hook loaders.data.resolve uses)."""
+    """True for 'fashion-mnist' and 'fashion-mnist:N' (the hook loaders.datasets.resolve uses)."""
     return data.split(":", 1)[0] in SOURCE_DIRS
 
 

@@ -1,82 +1,23 @@
-"""Datasets: scan and validate an ImageNet-layout ImageFolder, or generate the embedded one.
+"""Scan and validate an ImageNet-layout ImageFolder tree, with a manifest cached beside the data
+so that a second run on an unchanged tree costs one `stat` per file.
 
-`resolve(data)` returns a `Dataset` whose samples are in ImageFolder order (sorted classes,
-sorted files, as torchvision.datasets.ImageFolder lists them), validated, with a manifest
-cached beside the data so that a second run on an unchanged tree costs one `stat` per file.
-"""
+Samples come in ImageFolder order (sorted classes, sorted files, as
+torchvision.datasets.ImageFolder lists them)."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .embedded import generate as generate_embedded
+from .dataset import DataError, Dataset, cache_root
 
 MANIFEST_VERSION = 2
 JPEG_MAGIC, PNG_MAGIC = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
 SPLITS = ("train", "val")
-
-
-class DataError(ValueError):
-    """Bad input: the message is one line that names the file or folder and what to do."""
-
-
-def undecodable(path, error: Exception) -> DataError:
-    """A file that passed the scan (magic bytes, end marker) but not the decoder."""
-    return DataError(f"{path}: cannot decode this image ({str(error).splitlines()[0]}); replace or delete it")
-
-
-@dataclass
-class Dataset:
-    name: str
-    root: Path
-    classes: list[str]
-    splits: dict[str, list[tuple[str, int]]]  # split -> [(absolute path, label)]
-    fingerprint: str
-    quarantined: list[dict] = field(default_factory=list)
-    cache_dir: Path | None = None  # where backends cache derived files (.beton, ...)
-
-    def samples(self, split: str) -> list[tuple[str, int]]:
-        return self.splits[split]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def describe(self) -> dict:
-        return {
-            "name": self.name,
-            "root": str(self.root),
-            "train": len(self.splits["train"]),
-            "val": len(self.splits["val"]),
-            "classes": self.num_classes,
-            "fingerprint": self.fingerprint,
-            "quarantined": len(self.quarantined),
-        }
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("LOADERBENCH_DATA", Path.home() / ".cache" / "loaderbench"))
-
-
-def resolve(data: str = "embedded", skip_bad: bool = False, progress: bool = True) -> Dataset:
-    """'embedded', 'embedded:N' (N train images per class), 'fashion-mnist[:N]' (real 28 px
-    images from Debian's dataset-fashion-mnist) or a path to an ImageFolder tree."""
-    from .small_images import is_small_images, prepare as prepare_small_images  # imports DataError from here
-
-    if is_small_images(data):
-        root = prepare_small_images(data, cache_root())
-        return scan(root, skip_bad=skip_bad, progress=progress, name=root.name)
-    if data == "embedded" or data.startswith("embedded:"):
-        per_class = int(data.split(":", 1)[1]) if ":" in data else None
-        root = generate_embedded(cache_root(), per_class=per_class, progress=progress)
-        return scan(root, skip_bad=skip_bad, progress=progress, name=root.name)
-    return scan(Path(data), skip_bad=skip_bad, progress=progress)
 
 
 # -- scanning ------------------------------------------------------------------------------

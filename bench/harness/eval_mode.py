@@ -1,0 +1,18 @@
+"""`--mode eval`: validation images/sec and top-1/5 of given (--init) or fresh weights."""
+from __future__ import annotations
+
+import loaders
+
+from ..training.loop import evaluate
+from .build import train_state
+
+
+def run(ctx, name: str, arch: str) -> list[dict]:
+    cfg = ctx.cfg
+    state = train_state(ctx, arch, cfg.data.val_res or cfg.data.res, init=cfg.checkpoint.init)
+    with loaders.build(name, "val", ctx.dataset, ctx.spec(name)) as loader:
+        m = evaluate(state.model, loader, ctx.device, ctx.amp, cfg.eval.tta, ctx.comm, max_steps=cfg.measure.steps)
+        settings, facts = loader.describe(), loader.facts()
+    m["images_per_sec"] = m.pop("eval_images_per_sec")
+    m["backend"] = facts
+    return [ctx.record("eval", loader=name, arch=arch, metrics=m, config=ctx.resolved(name, arch, backend=settings))]

@@ -1,0 +1,115 @@
+"""One `bench.run` invocation: resolve the machine (communicator, device, AMP, core split) and
+the data once, then run the mode for each selected loader x architecture. A configuration that
+fails becomes a record with status error (or unavailable, with the reason), and the sweep goes
+on; rank 0 alone writes the records."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+import torch
+
+import loaders
+import models
+from loaders.host import keep_host_memory
+
+from ..results import append, default_path
+from ..training.comm import communicator
+from ..training.compute import resolve_amp, resolve_device
+from .context import Context, log_stderr
+from .cores import plan_cores
+from .modes import MODES
+from .table import fmt_table
+
+
+def expand(selected: tuple, universe: list[str]) -> list[str]:
+    return list(universe) if list(selected) == ["all"] else list(selected)
+
+
+def loader_names(cfg, mode) -> list:
+    if not mode.per_loader:
+        return [None]
+    here = loaders.names(runnable_here=True)
+    if not mode.all_includes_ceiling:
+        here = [n for n in here if loaders.role(n) != "ceiling"]
+    return expand(cfg.run.loader, here)
+
+
+def unknown_options(cfg, names: list) -> str | None:
+    """One line if a --loader-options key is read by none of the selected loaders (a typo)."""
+    selected = [loaders.REGISTRY[n] for n in names if n in loaders.REGISTRY]
+    unknown = sorted(k for k in cfg.data.loader_options if not any(k in b.options for b in selected))
+    if not unknown:
+        return None
+    takes = "; ".join(f"{b.name}: {', '.join(b.options)}" for b in selected if b.options) or "none of them takes options"
+    return f"--loader-options {', '.join(unknown)}: no selected loader reads it ({takes})"
+
+
+def measure_one(ctx, mode, name, arch) -> list[dict]:
+    """The mode's records for one loader x arch, or one error/unavailable record."""
+    reason = loaders.why_unavailable(name) if name else None
+    bad_arch = arch is not None and arch not in models.names()
+    if reason or bad_arch:
+        why = reason or f"unknown architecture {arch!r}; choose from {', '.join(models.names())}"
+        ctx.log(f"skipped {name} {arch or ''}: {why}")
+        return [ctx.record(mode.name, loader=name, arch=arch, status="unavailable" if reason else "error", error=why)]
+    try:
+        return mode.function()(ctx, name, arch)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - a failing configuration is a record, the sweep goes on
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        ctx.log(f"error: {mode.name} {name} {arch or ''}: {type(e).__name__}: {first}")
+        if not isinstance(e, (loaders.DataError, loaders.BackendUnavailable)):
+            traceback.print_exc(limit=3, file=sys.stderr)
+        return [ctx.record(mode.name, loader=name, arch=arch, status="error", error=f"{type(e).__name__}: {first}")]
+
+
+def main(cfg) -> int:
+    mode = MODES[cfg.run.mode]
+    names = loader_names(cfg, mode)
+    unknown = [n for n in names if n is not None and n not in loaders.REGISTRY]
+    if unknown:
+        log_stderr(f"error: unknown loader {unknown[0]!r}; choose from {', '.join(loaders.names())} or all")
+        return 2
+    bad = unknown_options(cfg, names)
+    if bad:
+        log_stderr(f"error: {bad}")
+        return 2
+    keep_host_memory()
+    comm = communicator(cfg.compute.device)
+    device = comm.device or resolve_device(cfg.compute.device)
+    amp = resolve_amp(cfg.compute.amp, device)
+    workers, threads = plan_cores(mode.name, cfg.data.workers, cfg.compute.threads, device.type,
+                                  local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(threads)
+    try:
+        with comm.main_first():  # rank 0 generates/validates (and caches) the data; the others read the cache
+            dataset = loaders.resolve(cfg.data.data, skip_bad=cfg.data.skip_bad, progress=cfg.output.progress and comm.is_main)
+    except loaders.DataError as e:
+        log_stderr(f"error: {e}")
+        return 2
+    if dataset.quarantined:
+        log_stderr(f"note: {len(dataset.quarantined)} bad files left out (--skip-bad); the records count them")
+    ctx = Context(cfg, dataset, device, amp, workers, threads, comm)
+    archs = expand(cfg.model.arch, models.names()) if mode.per_arch else [None]
+    records = []
+    for name in names:
+        for arch in archs:
+            for r in measure_one(ctx, mode, name, arch):
+                if comm.is_main:
+                    append(r, cfg.output.out)
+                    if cfg.output.json:
+                        print(json.dumps(r, default=str), flush=True)
+                records.append(r)
+    comm.close()
+    if comm.is_main:
+        stream = sys.stderr if cfg.output.json else sys.stdout
+        table = fmt_table(records)
+        if table:
+            print(table, file=stream)
+        print(f"records appended to {cfg.output.out or default_path()}", file=stream)
+    failed = [r for r in records if r["status"] != "ok"]  # nothing measured at all: a failing exit
+    return 1 if failed and len(failed) == len(records) else 0
