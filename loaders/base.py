@@ -29,7 +29,10 @@ class Loader(abc.ABC):
     Contract: iter -> (images, labels) with images float(spec.dtype) N×3×H×W channels_last
     normalised on spec.device, labels int64 on spec.device; len -> batches per epoch;
     num_samples -> samples this rank sees per epoch; set_epoch(e) reshuffles (same seed +
-    epoch -> same order); set_resolution(r) (train) for progressive resizing; close().
+    epoch -> same order); set_epoch(e, start_batch=k) makes the next pass start at batch k of
+    that epoch (a run resumed mid-epoch: the samples before it are not read, the rest come in
+    the same batches as in the uninterrupted epoch); set_resolution(r) (train) for progressive
+    resizing; close().
     """
 
     name = "base"
@@ -39,6 +42,7 @@ class Loader(abc.ABC):
             raise ValueError(f"split must be 'train' or 'val', not {split!r}")
         self.split, self.dataset, self.spec = split, dataset, spec
         self.epoch = 0
+        self.start_batch = 0  # where the next pass starts in this epoch (see set_epoch)
         self.res = spec.resolution(split)
         self.shuffle = split == "train"
         self.drop_last = spec.drop_last and split == "train"
@@ -61,8 +65,16 @@ class Loader(abc.ABC):
         return math.ceil(self.num_samples / self.spec.batch_size)
 
     # -- epoch / resolution ---------------------------------------------------------------
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        if not 0 <= start_batch <= len(self):
+            raise ValueError(f"start_batch must be in 0..{len(self)} (batches per epoch), not {start_batch}")
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def pass_order(self) -> list[int]:
+        """The sample indices the next pass reads: this epoch's order from start_batch on. The
+        start applies to one pass: the pass after it starts at the epoch's beginning again."""
+        start, self.start_batch = self.start_batch, 0
+        return self.order()[start * self.spec.batch_size:]
 
     def set_resolution(self, res: int) -> None:
         if self.split != "train":

@@ -154,8 +154,8 @@ class _Chunks(Sampler):
 
     def __iter__(self):
         lo, start = self.loader, 0
-        order = lo.order()
-        for size in batch_sizes(lo.num_samples, lo.spec.batch_size):
+        order = lo.pass_order()
+        for size in batch_sizes(len(order), lo.spec.batch_size):
             for k in range(start, start + size, self.chunk):
                 yield [(i, lo.res, lo.epoch) for i in order[k:min(k + self.chunk, start + size)]]
             start += size
@@ -204,9 +204,10 @@ class TorchvisionLoader(Loader):
 
     def _batches(self):
         if self._dl is not None:
-            chunks = iter(self._dl)
+            todo = batch_sizes(len(self.order()) - self.start_batch * self.spec.batch_size, self.spec.batch_size)
+            chunks = iter(self._dl)  # the sampler takes this pass's order (and its start) here
             device = torch.device(self.spec.device)
-            for size in batch_sizes(self.num_samples, self.spec.batch_size):
+            for size in todo:
                 try:
                     parts = [next(chunks) for _ in range(math.ceil(size / self.chunk))]
                 except DataError as e:  # re-raised by the DataLoader with a traceback around it
@@ -220,7 +221,7 @@ class TorchvisionLoader(Loader):
                     labels = torch.cat([p[1] for p in parts])
                 yield normalize(images, self.spec), labels_to(labels, self.spec)
             return
-        order, bs, res, epoch = self.order(), self.spec.batch_size, self.res, self.epoch
+        order, bs, res, epoch = self.pass_order(), self.spec.batch_size, self.res, self.epoch
         chunks = [order[i:i + bs] for i in range(0, len(order), bs)]
         args = (self.samples, self.split, self.spec, res, epoch)
         if self._exec is None:  # workers=0: in the calling thread

@@ -113,3 +113,26 @@ def test_settings_and_facts_are_apart(name, tiny):
         collect(b)
         assert a.describe() == b.describe() and a.describe()["backend"] == name
         assert not set(a.describe()) & set(a.facts())
+
+
+RESUMABLE = ["torchvision"]  # backends that honour set_epoch(e, start_batch=k) so far
+
+
+@pytest.mark.parametrize("name", RESUMABLE)
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_a_pass_can_start_mid_epoch_with_the_same_batches(name, pool, tiny):
+    """set_epoch(e, start_batch=k): the pass yields the uninterrupted epoch's batches from k on
+    (same samples, same crops), and the pass after it starts at the beginning again."""
+    spec = SPEC.with_(workers=2, options={"pool": pool})
+    with build(name, "train", tiny, spec) as loader:
+        loader.set_epoch(2)
+        whole = [(x.clone(), y.clone()) for x, y in loader]
+        loader.set_epoch(2, start_batch=2)
+        tail = [(x.clone(), y.clone()) for x, y in loader]
+        again = [y.clone() for _, y in loader]
+    assert len(tail) == len(whole) - 2
+    for (xa, ya), (xb, yb) in zip(whole[2:], tail):
+        assert torch.equal(ya, yb) and torch.equal(xa, xb)
+    assert torch.equal(torch.cat(again), torch.cat([y for _, y in whole]))
+    with build(name, "train", tiny, spec) as loader, pytest.raises(ValueError, match="start_batch"):
+        loader.set_epoch(0, start_batch=len(loader) + 1)
