@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
+from .options import Option
 from .spec import LoaderSpec
 
 # Names this package hands on, imported on first use (they import torch).
@@ -37,7 +38,7 @@ class Backend:
     kwargs: dict = field(default_factory=dict)
     summary: str = ""
     needs_cuda: bool = False  # only usable on a CUDA machine (tested there, `gpu` marker)
-    options: tuple[str, ...] = ()  # the spec.options keys it reads (see each module's docstring)
+    options: dict = field(default_factory=dict)  # the spec.options keys it reads: key -> Option
     # "loader": a real input pipeline, measured and compared; "ceiling": no input work at all
     # (the compute-only rate that every real loader's training throughput is divided by).
     role: str = "loader"
@@ -50,24 +51,52 @@ ROLES = ("loader", "ceiling")
 
 
 def register(name: str, module: str, cls: str, summary: str = "", needs_cuda: bool = False,
-             options: tuple[str, ...] = (), role: str = "loader", **kwargs) -> None:
+             options: dict | None = None, role: str = "loader", **kwargs) -> None:
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
-    REGISTRY[name] = Backend(name, module, cls, kwargs, summary, needs_cuda, tuple(options), role)
+    REGISTRY[name] = Backend(name, module, cls, kwargs, summary, needs_cuda, dict(options or {}), role)
 
 
 register("synthetic", "synthetic", "SyntheticLoader", "random batches made once on the device: the compute-only ceiling",
          role="ceiling")
 register("torchvision", "torchvision", "TorchvisionLoader",
          "libjpeg-turbo decode in a main-process thread pool (or DataLoader workers), uint8 batches, device normalise",
-         options=("pool", "chunk", "task", "decoder"))
+         options={"pool": Option(str, "threads: a pool in the main process; processes: DataLoader workers (default: threads up to 4 workers)",
+                                 ("threads", "processes")),
+                  "chunk": Option(int, "processes: samples per worker task (default: the batch)", low=1),
+                  "task": Option(int, "threads: samples per thread task (default 64)", low=1),
+                  "decoder": Option(str, "auto: simplejpeg/region decode; pil: PIL decode and resize only", ("auto", "pil"))})
 register("dali", "dali", "DaliLoader", "NVIDIA DALI: GPU (mixed) decode when CUDA is there, CPU pipeline otherwise", device="auto")
 register("dali-cpu", "dali", "DaliLoader", "NVIDIA DALI, CPU pipeline forced (even on a GPU machine)", device="cpu")
 register("ffcv", "ffcv", "FfcvLoader", "FFCV .beton (converted once, cached beside the manifest)",
-         options=("write_mode", "max_resolution", "jpeg_quality", "compress_probability", "order", "os_cache", "batches_ahead", "progress"))
+         options={"write_mode": Option(str, "how images are stored in the .beton", ("raw", "jpg", "smart", "proportion")),
+                  "max_resolution": Option(int, "longest side stored (none: full size)", low=1, high=65535, none_ok=True),
+                  "jpeg_quality": Option(int, "JPEG quality of stored images", low=1, high=100),
+                  "compress_probability": Option(float, "write_mode=proportion: share stored as JPEG", low=0, high=1, none_ok=True),
+                  "order": Option(str, "train order: ours (seed, epoch) or FFCV's QUASI_RANDOM", ("random", "quasi_random")),
+                  "os_cache": Option(bool, "read the .beton through the OS page cache"),
+                  "batches_ahead": Option(int, "batches FFCV prepares ahead", low=1),
+                  "progress": Option(bool, "conversion progress bar")})
 register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader",
          "torchvision.io.decode_jpeg on the GPU (nvJPEG, batched), crop/resize/flip on the device; CPU fallback for CMYK/PNG",
-         needs_cuda=True, options=("producers",))
+         needs_cuda=True, options={"producers": Option(int, "producer threads building batches on the device", low=1)})
+
+
+def option_problems(names: list[str], options: dict) -> list[str]:
+    """One line per option the selected backends cannot take: a key none of them reads (a
+    typo), or a value the backend that reads it does not allow."""
+    selected = [REGISTRY[n] for n in names if n in REGISTRY]
+    out = []
+    for key, value in options.items():
+        readers = [b for b in selected if key in b.options]
+        if not readers:
+            takes = "; ".join(f"{b.name}: {', '.join(b.options)}" for b in selected if b.options) or "none of them takes options"
+            out.append(f"--loader-options {key}: no selected loader reads it ({takes})")
+        for b in readers:
+            why = b.options[key].problem(value)
+            if why:
+                out.append(f"--loader-options {key}={value}: {b.name}'s {key} {why}")
+    return out
 
 
 def options_for(name: str, options: dict) -> dict:
@@ -131,10 +160,13 @@ def build(name: str, split: str, dataset: Dataset, spec: LoaderSpec) -> Loader:
             takes = "; ".join(f"{b.name}: {', '.join(b.options)}" for b in REGISTRY.values() if b.options)
             raise ValueError(f"no loader reads option {', '.join(map(repr, unknown))} ({takes})")
         spec = spec.with_(options=options_for(name, spec.options))
+        bad = option_problems([name], spec.options)
+        if bad:
+            raise ValueError(bad[0].replace("--loader-options ", "option "))
     loader = getattr(_module(backend), backend.cls)(split, dataset, spec, **backend.kwargs)
     loader.name = name  # one class may serve several registry entries (dali, dali-cpu)
     return loader
 
 
 __all__ = ["BackendUnavailable", "DataError", "Dataset", "Loader", "LoaderSpec", "available", "build", "names", "normalize",
-           "options_for", "register", "resolve", "role", "ceiling"]
+           "option_problems", "options_for", "register", "resolve", "role", "ceiling"]

@@ -164,6 +164,16 @@ class _Chunks(Sampler):
         return sum(math.ceil(n / self.chunk) for n in batch_sizes(self.loader.num_samples, self.loader.spec.batch_size))
 
 
+def _leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT/SIGTERM: Ctrl-C and a preemption's SIGTERM reach the
+    whole process group, and a worker that died of them would fail the step the main process
+    is finishing before it writes its checkpoint; the main process shuts the workers down."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def collate_uint8(batch):
     images = torch.stack([b[0] for b in batch])  # N,H,W,3 uint8
     labels = torch.tensor([b[1] for b in batch], dtype=torch.int64)
@@ -194,6 +204,7 @@ class TorchvisionLoader(Loader):
                 batch_sampler=_Chunks(self, self.chunk),
                 num_workers=self.workers,
                 collate_fn=collate_uint8,
+                worker_init_fn=_leave_stop_signals_to_the_main_process,
                 pin_memory=self.pin,
                 persistent_workers=self.workers > 0,
                 # the same memory as spec.prefetch whole batches per worker

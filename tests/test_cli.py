@@ -33,15 +33,12 @@ def test_loader_mode_json_records(tiny_root, tmp_path):
         assert r["dataset"]["train"] == 15 and r["config"]["batch_size"] == 4
 
 
-def test_failing_configuration_becomes_error_record(tiny_root, tmp_path):
+def test_an_unknown_architecture_is_refused_before_anything_runs(tiny_root, tmp_path):
     out = tmp_path / "r.jsonl"
-    p = run("--mode", "train", "--loader", "synthetic", "--arch", "no_such_net,demo_net", "--data", str(tiny_root), "--steps", "2",
-            "--warmup", "1", "--batch-size", "4", "--res", "32", "--out", str(out))
-    assert p.returncode == 0, p.stderr
-    recs = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [(r["arch"], r["status"]) for r in recs] == [("no_such_net", "error"), ("demo_net", "ok")]
-    assert "unknown architecture" in recs[0]["error"]
-    assert "demo_net" in p.stdout  # the table
+    p = run("--mode", "train", "--loader", "synthetic", "--arch", "resnet81,demo_net", "--data", str(tiny_root), "--out", str(out))
+    assert p.returncode == 2 and not out.exists()
+    (line,) = p.stderr.strip().splitlines()
+    assert line.startswith("error: --arch resnet81: not an arch; choose from ") and line.endswith("did you mean 'resnet18'?")
 
 
 def test_train_mode_reports_ratio_to_synthetic(tiny_root, tmp_path):

@@ -112,3 +112,74 @@ def test_embedded_is_deterministic_and_imagenet_like(tmp_path):
         assert 8_000 < os.path.getsize(path) < 200_000
     digest = hashlib.sha1(Path(ds.samples("train")[0][0]).read_bytes()).hexdigest()
     assert digest == hashlib.sha1(Path(scan(b, progress=False).samples("train")[0][0]).read_bytes()).hexdigest()
+
+
+def test_nested_and_symlinked_class_folders_are_listed_like_imagefolder(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    root = make_imagefolder(tmp_path / "n", train=(3, 3), val=(1, 1), odd_formats=False)
+    sub = root / "train" / "apple" / "more"
+    sub.mkdir()
+    (sub / "x.jpg").write_bytes((root / "train" / "apple" / "img_000.jpg").read_bytes())
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "y.jpg").write_bytes((root / "train" / "apple" / "img_001.jpg").read_bytes())
+    os.symlink(other, root / "train" / "big cat" / "linked")
+    ds = scan(root, progress=False)
+    ref = ImageFolder(str(root / "train"))
+    assert [(os.path.abspath(p), y) for p, y in ds.samples("train")] == [(os.path.abspath(p), y) for p, y in ref.samples]
+    assert len(ds.samples("train")) == 8
+
+
+@pytest.mark.parametrize("change", ["deleted", "truncated", "replaced", "added"])
+def test_a_tree_changed_after_its_scan_is_caught_at_start(tmp_path, change):
+    """The manifest's stat check finds the change; only the changed files are validated again,
+    with one line saying so; a truncated file is then a bad file like any other."""
+    root = make_imagefolder(tmp_path / "c", train=(4, 4), val=(2, 2), odd_formats=False)
+    first = scan(root, progress=False)
+    target = root / "train" / "apple" / "img_001.jpg"
+    data = target.read_bytes()
+    if change == "deleted":
+        target.unlink()
+    elif change == "truncated":
+        target.write_bytes(data[: len(data) // 2])
+    elif change == "replaced":
+        target.write_bytes((root / "train" / "apple" / "img_002.jpg").read_bytes())
+    else:
+        (root / "train" / "apple" / "img_new.jpg").write_bytes(data)
+    lines = []
+    if change == "truncated":
+        with pytest.raises(DataError, match=r"img_001\.jpg: truncated JPEG"):
+            scan(root, progress=False, log=lines.append)
+    else:
+        again = scan(root, progress=False, log=lines.append)
+        assert again.fingerprint != first.fingerprint
+        assert len(again.samples("train")) == 8 + {"deleted": -1, "replaced": 0, "added": 1}[change]
+    (line,) = lines
+    counts = {"deleted": "0 files added, 0 modified, 1 removed", "truncated": "0 files added, 1 modified, 0 removed",
+              "replaced": "0 files added, 1 modified, 0 removed", "added": "1 files added, 0 modified, 0 removed"}[change]
+    assert line.startswith(f"note: {root} changed since its last scan ({counts})")
+    assert "validated 0 files again" in line if change == "deleted" else "validated 1 files again" in line
+
+
+def test_an_unchanged_tree_validates_nothing_again(tmp_path):
+    root = make_imagefolder(tmp_path / "u", train=(3, 3), val=(1, 1), odd_formats=False)
+    first = scan(root, progress=False)
+    lines = []
+    again = scan(root, progress=False, log=lines.append)
+    assert lines == [] and again.fingerprint == first.fingerprint
+    assert list(again.samples("train")) == list(first.samples("train"))
+
+
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_a_file_deleted_during_a_run_is_one_line_naming_it(tmp_path, pool):
+    from loaders import LoaderSpec, build
+
+    root = make_imagefolder(tmp_path / "d", train=(3, 3), val=(2, 2), odd_formats=False)
+    ds = scan(root, progress=False)
+    gone = ds.samples("val")[1][0]
+    os.unlink(gone)
+    with build("torchvision", "val", ds, LoaderSpec(batch_size=2, res=32, val_res=32, workers=2, options={"pool": pool})) as loader:
+        with pytest.raises(DataError) as e:
+            [x for x, _ in loader]
+    assert str(e.value) == f"{gone}: gone since the scan (deleted or moved during the run); the next run rescans the tree"

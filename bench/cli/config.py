@@ -16,7 +16,7 @@ from typing import Optional
 
 import yaml
 
-from ..harness.modes import MODE_NAMES
+from ..harness.modes import MODE_NAMES, MODES
 
 
 def opt(default, help: str, **kw):
@@ -47,7 +47,7 @@ def key_values(value) -> dict:
 @dataclass(frozen=True)
 class Run:
     """what to run"""
-    mode: str = opt("train", "what to measure: " + " | ".join(MODE_NAMES), choices=MODE_NAMES)
+    mode: str = opt("loader", "what to measure: " + "; ".join(f"{m.name}: {m.summary}" for m in MODES.values()), choices=MODE_NAMES)
     loader: tuple = opt(("torchvision",), "loader backend(s), comma-separated, or 'all'", parse=names)
     split: str = opt("train", "loader/tune modes: train | val | both", choices=("train", "val", "both"))
     recipe: Optional[str] = opt(None, "recipe name in bench/recipes or a YAML file: its values become the defaults")

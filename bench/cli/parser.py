@@ -7,6 +7,7 @@ error that names the file, the key and where it belongs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import fields
 from pathlib import Path
 
@@ -61,20 +62,77 @@ def _cli_type(name: str):
     return parse
 
 
+EXAMPLES = """examples (CPU, a minute or less each):
+  python -m bench.run                                         loader-only img/s of torchvision, train and val
+  python -m bench.run --mode loader --loader all --steps 40   every loader on this machine
+  python -m bench.run --mode train --loader torchvision --arch demo_net --res 64 --steps 30
+  python -m bench.run --mode accuracy --recipe cpu-demo      a 12-epoch demo (about 30 s)
+  python -m bench.run --recipe rn18-16ep --print-config      what a recipe sets
+on a GPU machine:
+  python -m bench.run --mode train --loader torchvision,dali --arch resnet50 --batch-size 256
+  torchrun --nproc_per_node 8 -m bench.run --mode accuracy --recipe rn50-88ep --loader dali --data /data/imagenet"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: what is wrong, a "did you mean" where a flag or a
+    choice is misspelled, and where the full help is (never the whole usage block)."""
+
+    def error(self, message: str):
+        import difflib
+        import re
+
+        hint = ""
+        m = re.match(r"unrecognized arguments: (\S+)", message)
+        if m:
+            flags = [o for a in self._actions for o in a.option_strings]
+            close = difflib.get_close_matches(m.group(1).split("=")[0], flags, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+        m = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = [c.strip(" '") for c in m.group(3).split(",")]
+            close = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+        self.exit(2, f"error: {message}{hint} (python -m bench.run --help lists every flag)\n")
+
+
+def _help(f, cls) -> str:
+    """The field's help with its default (argparse cannot show it: defaults are SUPPRESSed so
+    that a recipe's value is not overridden by a flag nobody gave)."""
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(default, tuple):
+        default = ",".join(default)
+    shown = "" if default in (None, {}, "") else f" (default: {str(default).lower() if isinstance(default, bool) else default})"
+    return f.metadata.get("help", "") + shown
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description="Measure loaders, training and accuracy.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    import loaders
+
+    p = Parser(prog="python -m bench.run", usage="python -m bench.run [--mode MODE] [--loader NAMES] [--arch NAMES] [options]",
+               description="Measure loaders, training and accuracy. Options by purpose below; examples at the end.",
+               epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     for section, cls in SECTIONS.items():
         group = p.add_argument_group(cls.__doc__ or section)
         for f in fields(cls):
             flag = "--" + f.name.replace("_", "-")
-            kw = {"default": argparse.SUPPRESS, "help": f.metadata.get("help", "")}
+            kw = {"default": argparse.SUPPRESS, "help": _help(f, cls)}
+            if f.name == "loader":
+                kw["help"] += "; here: " + ", ".join(loaders.names())
+            elif f.name == "arch":
+                kw["help"] += "; " + ", ".join(arch_names())
             if base_type(cls, f.name) is bool:
                 group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             else:
-                group.add_argument(flag, type=_cli_type(f.name), choices=f.metadata.get("choices"), metavar=f.name.upper(), **kw)
+                choices = f.metadata.get("choices")
+                group.add_argument(flag, type=_cli_type(f.name), choices=choices, metavar=None if choices else f.name.upper(), **kw)
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     return p
+
+
+def arch_names() -> list[str]:
+    import models
+
+    return models.names()
 
 
 def resolve(argv=None) -> tuple[RunConfig, argparse.Namespace]:
@@ -83,4 +141,10 @@ def resolve(argv=None) -> tuple[RunConfig, argparse.Namespace]:
     given = {k: v for k, v in vars(args).items() if k in FIELDS}
     values = load_recipe(given["recipe"]) if given.get("recipe") else {}
     values.update(given)
-    return RunConfig.of(**values), args
+    cfg = RunConfig.of(**values)
+    from .validate import problem
+
+    why = problem(cfg)
+    if why:
+        raise ConfigError(why)
+    return cfg, args

@@ -12,29 +12,37 @@ from ..training.checkpoint import unwrap
 from ..training.loop import fit
 from ..training.state import res_at
 from .build import train_state
+from .preempt import Preempted, StopFlag
+
+AGREE_EVERY = {"cpu": 1, "cuda": 16}  # steps between the ranks' stop agreements (see preempt.py)
 
 FINAL = ("top1", "top5", "top1_ema", "top5_ema", "loss", "wall_s", "val_samples", "samples_seen")
 
 
+def ckpt_name(arch: str, name: str) -> str:
+    return f"{arch}-{name}-last.pt"
+
+
 def checkpoint_path(cfg, arch: str, name: str) -> Path | None:
-    return Path(cfg.checkpoint.checkpoint_dir) / f"{arch}-{name}-last.pt" if cfg.checkpoint.checkpoint_dir else None
+    return Path(cfg.checkpoint.checkpoint_dir) / ckpt_name(arch, name) if cfg.checkpoint.checkpoint_dir else None
 
 
 def run(ctx, name: str, arch: str) -> list[dict]:
     cfg, log, comm = ctx.cfg, ctx.log, ctx.comm
     state = train_state(ctx, arch, res_at(0, cfg.schedule, cfg.data.res), init=cfg.checkpoint.init, freeze=cfg.checkpoint.freeze_backbone)
     ckpt = checkpoint_path(cfg, arch, name)
-    resume = cfg.checkpoint.resume
-    if resume == "auto":
-        resume = str(ckpt) if ckpt and ckpt.exists() else None
-    if resume:
+    resume = str(ckpt) if cfg.checkpoint.resume == "auto" and ckpt and ckpt.exists() else cfg.checkpoint.resume
+    if resume and resume != "auto":
         checkpoint.load(resume, state)
-        log(f"resumed from {resume} after epoch {state.epoch}")
+        where = f"epoch {state.epoch}" if state.batch == 0 else f"batch {state.batch} of epoch {state.epoch + 1}"
+        log(f"resumed from {resume} after {where}")
 
     records = []
     spec = ctx.spec(name, res=res_at(state.epoch, cfg.schedule, cfg.data.res))
     with loaders.build(name, "train", ctx.dataset, spec) as train, loaders.build(name, "val", ctx.dataset, spec) as val, \
-            ctx.bar(total=cfg.schedule.epochs, initial=state.epoch, desc=f"{arch} / {name}", unit="epoch") as bar:
+            ctx.bar(total=cfg.schedule.epochs, initial=state.epoch, desc=f"{arch} / {name}", unit="epoch") as bar, \
+            StopFlag(comm, AGREE_EVERY.get(ctx.device.type, 1), log) as flag:
+        flag.common_batches = int(min(comm.gather(len(train))))
 
         def on_epoch(state, m):
             records.append(ctx.record("epoch", loader=name, arch=arch, metrics=m))
@@ -47,7 +55,16 @@ def run(ctx, name: str, arch: str) -> list[dict]:
                 log(f"epoch {state.epoch}/{cfg.schedule.epochs} res {m['res']}: loss {m['train_loss']:.3f} top1 {m['top1']:.3f} "
                     f"top5 {m['top5']:.3f} ({m['wall_s']:.1f}s)")
 
-        fit(state, train, val, cfg.schedule, cfg.eval, comm, on_epoch, max_steps=cfg.measure.steps)
+        if not fit(state, train, val, cfg.schedule, cfg.eval, comm, on_epoch, max_steps=cfg.measure.steps, stop=flag.stop):
+            raise preempted(ctx, state, ckpt or Path("checkpoints") / ckpt_name(arch, name), flag.signum, records)
+    records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final_metrics(state)))
+    if cfg.checkpoint.save_checkpoint and comm.is_main:
+        checkpoint.save(cfg.checkpoint.save_checkpoint, state, cfg.flat(),
+                        extra={"arch": arch, "classes": ctx.dataset.classes, "res": res_at(cfg.schedule.epochs, cfg.schedule, cfg.data.res)})
+    return records
+
+
+def final_metrics(state) -> dict:
     last = state.history[-1] if state.history else {}
     final = {k: last[k] for k in FINAL if k in last}
     ips = [h["images_per_sec"] for h in state.history if h.get("images_per_sec")]
@@ -55,8 +72,22 @@ def run(ctx, name: str, arch: str) -> list[dict]:
     final.update(epochs=state.epoch, images_per_sec=round(sum(ips) / len(ips), 2) if ips else None,
                  eval_images_per_sec=round(sum(eval_ips) / len(eval_ips), 2) if eval_ips else None,
                  params=sum(p.numel() for p in unwrap(state.model).parameters()))
-    records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final))
-    if cfg.checkpoint.save_checkpoint and comm.is_main:
-        checkpoint.save(cfg.checkpoint.save_checkpoint, state, cfg.flat(),
-                        extra={"arch": arch, "classes": ctx.dataset.classes, "res": res_at(cfg.schedule.epochs, cfg.schedule, cfg.data.res)})
-    return records
+    return final
+
+
+def preempted(ctx, state, path: Path, signum: int, records: list) -> Preempted:
+    """Write the mid-epoch checkpoint (rank 0) and say in one line where the run stopped."""
+    if ctx.comm.is_main:
+        checkpoint.save(path, state, ctx.cfg.flat())
+    ctx.comm.barrier()
+    where = f"at epoch {state.epoch + 1}, batch {state.batch}" if state.batch else f"after epoch {state.epoch}"
+    how = "--resume auto" if ctx.cfg.checkpoint.checkpoint_dir else f"--checkpoint-dir {path.parent} --resume auto"
+    e = Preempted(f"stopped by {signal_name(signum)} {where}: checkpoint written to {path}; continue with {how}", signum)
+    e.records = records  # the epochs finished before the signal are records all the same
+    return e
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name

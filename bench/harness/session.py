@@ -12,7 +12,6 @@ import traceback
 import torch
 
 import loaders
-import models
 from loaders.host import keep_host_memory
 
 from ..results import append, default_path
@@ -21,11 +20,18 @@ from ..training.compute import resolve_amp, resolve_device
 from .context import Context, log_stderr
 from .cores import plan_cores
 from .modes import MODES
+from .preempt import Preempted
 from .table import fmt_table
 
 
 def expand(selected: tuple, universe: list[str]) -> list[str]:
     return list(universe) if list(selected) == ["all"] else list(selected)
+
+
+def arch_names() -> list[str]:
+    import models  # torchvision.models costs ~2 s to import: not for modes without a model
+
+    return models.names()
 
 
 def loader_names(cfg, mode) -> list:
@@ -37,27 +43,17 @@ def loader_names(cfg, mode) -> list:
     return expand(cfg.run.loader, here)
 
 
-def unknown_options(cfg, names: list) -> str | None:
-    """One line if a --loader-options key is read by none of the selected loaders (a typo)."""
-    selected = [loaders.REGISTRY[n] for n in names if n in loaders.REGISTRY]
-    unknown = sorted(k for k in cfg.data.loader_options if not any(k in b.options for b in selected))
-    if not unknown:
-        return None
-    takes = "; ".join(f"{b.name}: {', '.join(b.options)}" for b in selected if b.options) or "none of them takes options"
-    return f"--loader-options {', '.join(unknown)}: no selected loader reads it ({takes})"
-
-
 def measure_one(ctx, mode, name, arch) -> list[dict]:
     """The mode's records for one loader x arch, or one error/unavailable record."""
     reason = loaders.why_unavailable(name) if name else None
-    bad_arch = arch is not None and arch not in models.names()
+    bad_arch = arch is not None and arch not in arch_names()
     if reason or bad_arch:
-        why = reason or f"unknown architecture {arch!r}; choose from {', '.join(models.names())}"
+        why = reason or f"unknown architecture {arch!r}; choose from {', '.join(arch_names())}"
         ctx.log(f"skipped {name} {arch or ''}: {why}")
         return [ctx.record(mode.name, loader=name, arch=arch, status="unavailable" if reason else "error", error=why)]
     try:
         return mode.function()(ctx, name, arch)
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, Preempted):
         raise
     except Exception as e:  # noqa: BLE001 - a failing configuration is a record, the sweep goes on
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
@@ -74,9 +70,9 @@ def main(cfg) -> int:
     if unknown:
         log_stderr(f"error: unknown loader {unknown[0]!r}; choose from {', '.join(loaders.names())} or all")
         return 2
-    bad = unknown_options(cfg, names)
+    bad = loaders.option_problems([n for n in names if n], cfg.data.loader_options)
     if bad:
-        log_stderr(f"error: {bad}")
+        log_stderr(f"error: {bad[0]}")
         return 2
     keep_host_memory()
     comm = communicator(cfg.compute.device)
@@ -87,23 +83,35 @@ def main(cfg) -> int:
     torch.set_num_threads(threads)
     try:
         with comm.main_first():  # rank 0 generates/validates (and caches) the data; the others read the cache
-            dataset = loaders.resolve(cfg.data.data, skip_bad=cfg.data.skip_bad, progress=cfg.output.progress and comm.is_main)
+            dataset = loaders.resolve(cfg.data.data, skip_bad=cfg.data.skip_bad, progress=cfg.output.progress and comm.is_main,
+                                      log=log_stderr if comm.is_main else None)
     except loaders.DataError as e:
         log_stderr(f"error: {e}")
         return 2
     if dataset.quarantined:
         log_stderr(f"note: {len(dataset.quarantined)} bad files left out (--skip-bad); the records count them")
     ctx = Context(cfg, dataset, device, amp, workers, threads, comm)
-    archs = expand(cfg.model.arch, models.names()) if mode.per_arch else [None]
+    archs = expand(cfg.model.arch, arch_names()) if mode.per_arch else [None]
     records = []
-    for name in names:
-        for arch in archs:
-            for r in measure_one(ctx, mode, name, arch):
-                if comm.is_main:
-                    append(r, cfg.output.out)
-                    if cfg.output.json:
-                        print(json.dumps(r, default=str), flush=True)
-                records.append(r)
+
+    def keep(rs):
+        for r in rs:
+            if comm.is_main:
+                append(r, cfg.output.out)
+                if cfg.output.json:
+                    print(json.dumps(r, default=str), flush=True)
+            records.append(r)
+
+    try:
+        for name in names:
+            for arch in archs:
+                keep(measure_one(ctx, mode, name, arch))
+    except Preempted as e:  # the checkpoint is written; the finished epochs are records too
+        keep(getattr(e, "records", []))
+        if comm.is_main:
+            log_stderr(str(e))
+        comm.close()
+        return e.exit_code
     comm.close()
     if comm.is_main:
         stream = sys.stderr if cfg.output.json else sys.stdout

@@ -29,7 +29,10 @@ def save(path, state, config: dict, extra: dict | None = None) -> None:
         "ema": state.ema.state_dict() if state.ema is not None else None,
         "epoch": state.epoch,
         "history": state.history,
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        # mid-epoch position: the loader resumes at (epoch, batch) with set_epoch(epoch, start_batch=batch)
+        "batch": state.batch,
+        "partial": state.partial,
+        "rng": rng_states(),
         "config": config,
         **(extra or {}),
     }
@@ -48,7 +51,22 @@ def load(path, state) -> dict:
         state.ema.load_state_dict(blob["ema"])
     state.epoch = blob["epoch"]
     state.history = list(blob.get("history") or [])
-    torch.set_rng_state(blob["rng"]["torch"].cpu())
-    np.random.set_state(blob["rng"]["numpy"])
-    random.setstate(blob["rng"]["python"])
+    state.batch = int(blob.get("batch") or 0)
+    state.partial = blob.get("partial") or {"losses": [], "seen": 0, "wall_s": 0.0}
+    set_rng_states(blob["rng"])
     return blob
+
+
+def rng_states() -> dict:
+    out = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_states(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"].cpu())
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])

@@ -36,6 +36,10 @@ class Single:
     def gather(self, x: float) -> list[float]:
         return [x]
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank if it is True on any (all ranks take the same branch)."""
+        return bool(flag)
+
     def barrier(self) -> None:
         pass
 
@@ -76,6 +80,9 @@ class Distributed(Single):
         out = [torch.zeros_like(t) for _ in range(self.world)]
         dist.all_gather(out, t)
         return [o.item() for o in out]
+
+    def any(self, flag: bool) -> bool:
+        return self.sum(1.0 if flag else 0.0) > 0
 
     def barrier(self) -> None:
         import torch.distributed as dist

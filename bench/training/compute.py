@@ -9,8 +9,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-import models
-
 
 class DeviceError(ValueError):
     """The asked-for device is not here: one line, what to use instead."""
@@ -65,6 +63,8 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(arch: str, num_classes: int, res: int, device, channels_last=True, blurpool=False) -> nn.Module:
+    import models  # torchvision.models costs ~2 s to import: only when a model is built
+
     model = models.create(arch, num_classes, res=res, blurpool=blurpool).to(device)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 

@@ -35,19 +35,29 @@ def train_step(state: TrainState, images, labels, lr: float) -> torch.Tensor:
     return loss.detach()  # no .item(): a host sync per step would serialise the GPU
 
 
-def train_one_epoch(state: TrainState, loader, schedule, max_steps: int | None = None) -> dict:
-    """One pass over `loader` (or its first max_steps batches): loss, samples and step timing."""
+def train_one_epoch(state: TrainState, loader, schedule, max_steps: int | None = None, stop=None, per_epoch: int | None = None) -> dict:
+    """One pass over `loader` from batch state.batch on (0 unless resumed mid-epoch), or up to
+    max_steps batches: loss, samples and step timing. `stop()` is asked after every step: when
+    it says so, the pass ends there with state.batch and state.partial telling where it stood.
+    `per_epoch`: the steps an epoch has for the LR schedule (under DDP the same on every rank,
+    whose shards may differ by a batch: else the replicas would step with different LRs)."""
     state.model.train()
     meter = StepMeter(device=state.device)
-    per_epoch = max(len(loader), 1)
-    losses, seen = [], 0
+    per_epoch = max(per_epoch or len(loader), 1)
+    losses = [torch.tensor(x) for x in state.partial["losses"]]  # a resumed epoch's earlier steps
+    seen, start = state.partial["seen"], state.batch
+    steps = None if max_steps is None else max(0, max_steps - start)
     # Ranks may hold one batch more than others (nothing is padded): DDP's Join lets a rank
     # that ran out shadow the others' all-reduces instead of hanging them.
     with uneven_inputs(state.model):
-        for i, (images, labels) in enumerate(timed_batches([iter(loader)], meter, max_steps=max_steps)):
+        for i, (images, labels) in enumerate(timed_batches([] if steps == 0 else [iter(loader)], meter, max_steps=steps), start):
             lr = state.base_lr * lr_factor(state.epoch + i / per_epoch, schedule)
             losses.append(train_step(state, images, labels, lr))
             seen += int(labels.shape[0])
+            state.batch = i + 1
+            if stop is not None and stop(state.batch):
+                state.partial = {"losses": [float(x) for x in losses], "seen": seen, "wall_s": state.partial["wall_s"]}
+                return {"interrupted": True}
     loss = torch.stack(losses).float().mean().item() if losses else float("nan")
     return {"train_loss": round(loss, 4), "samples_seen": seen, **meter.metrics()}
 
@@ -104,25 +114,37 @@ def over_ranks(m: dict, comm) -> dict:
     return out
 
 
-def fit(state: TrainState, train_loader, val_loader, schedule, evaluation, comm, on_epoch, max_steps: int | None = None) -> None:
-    """Train from state.epoch to schedule.epochs, evaluating after each epoch;
-    on_epoch(state, metrics) is called after each (records, checkpoints: the caller's)."""
+def fit(state: TrainState, train_loader, val_loader, schedule, evaluation, comm, on_epoch, max_steps: int | None = None,
+        stop=None) -> bool:
+    """Train from (state.epoch, state.batch) to schedule.epochs, evaluating after each epoch;
+    on_epoch(state, metrics) after each (records, checkpoints: the caller's). `stop(batch)`
+    is asked after every step and at every epoch start; True: return False at once, with state
+    saying where the run stood (the caller writes the checkpoint). Returns True when done."""
     wall = state.history[-1]["wall_s"] if state.history else 0.0
+    per_epoch = int(max(comm.gather(len(train_loader))))  # the longest shard's batches, on every rank
     while state.epoch < schedule.epochs:
+        if stop is not None and state.batch == 0 and stop(0):
+            return False
         t0 = time.perf_counter()
         res = res_at(state.epoch, schedule, train_loader.spec.res)
         if res != train_loader.res:
             train_loader.set_resolution(res)  # takes effect at this epoch's first batch
-        train_loader.set_epoch(state.epoch)
-        tm = over_ranks(train_one_epoch(state, train_loader, schedule, max_steps), comm)
+        train_loader.set_epoch(state.epoch, start_batch=state.batch)
+        tm = train_one_epoch(state, train_loader, schedule, max_steps, stop, per_epoch)
+        if tm.get("interrupted"):
+            state.partial["wall_s"] += time.perf_counter() - t0
+            return False
+        tm = over_ranks(tm, comm)
         ev = evaluate(state.model, val_loader, state.device, state.amp, evaluation.tta, comm)
         if state.ema is not None:
             ema = evaluate(state.ema.module, val_loader, state.device, state.amp, evaluation.tta, comm)
             ev.update(top1_ema=ema["top1"], top5_ema=ema["top5"])
-        state.epoch += 1
-        wall += time.perf_counter() - t0
+        wall += time.perf_counter() - t0 + state.partial["wall_s"]
+        res_done = res
+        state.end_epoch()
         keep = ("images_per_sec", "steady_images_per_sec", "data_wait_frac", "data_wait_frac_per_rank", "samples_seen", "stall_s", "epoch_start_wait_s")
-        metrics = {"epoch": state.epoch, "res": res, "train_loss": tm["train_loss"], **ev, "wall_s": round(wall, 2),
+        metrics = {"epoch": state.epoch, "res": res_done, "train_loss": tm["train_loss"], **ev, "wall_s": round(wall, 2),
                    **{k: tm[k] for k in keep if k in tm}}
         state.history.append(metrics)
         on_epoch(state, metrics)
+    return True

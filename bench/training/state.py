@@ -22,6 +22,15 @@ class TrainState:
     ema: nn.Module | None = None
     epoch: int = 0  # epochs completed
     history: list = field(default_factory=list)  # one metrics dict per completed epoch
+    # Where a stopped run stands inside epoch `epoch`: batches done, and what the epoch's
+    # metrics need from them (per-step losses, samples, seconds), so that a run resumed
+    # mid-epoch ends with the uninterrupted run's train loss and sample count.
+    batch: int = 0
+    partial: dict = field(default_factory=lambda: {"losses": [], "seen": 0, "wall_s": 0.0})
+
+    def end_epoch(self) -> None:
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.partial = {"losses": [], "seen": 0, "wall_s": 0.0}
 
 
 def param_groups(model: nn.Module, weight_decay: float, backbone_lr: float = 1.0, head: str | None = None):

@@ -12,7 +12,10 @@ class DataError(ValueError):
 
 
 def undecodable(path, error: Exception) -> DataError:
-    """A file that passed the scan (magic bytes, end marker) but not the decoder."""
+    """A file that passed the scan (magic bytes, end marker) but not the decoder, or that went
+    away after the scan."""
+    if isinstance(error, FileNotFoundError):
+        return DataError(f"{path}: gone since the scan (deleted or moved during the run); the next run rescans the tree")
     return DataError(f"{path}: cannot decode this image ({str(error).splitlines()[0]}); replace or delete it")
 
 
