@@ -34,6 +34,8 @@ class RunConfig:
     # how long
     epochs: int = opt(1, "epochs (accuracy mode)")
     steps: typing.Optional[int] = opt(None, "measured steps (loader/train/eval); per epoch cap in accuracy mode")
+    min_steps: typing.Optional[int] = opt(None, "accuracy mode: at least this many optimiser steps; fewer epochs' worth on a small data set "
+                                                "stretches the schedule (epochs, warm-up, LR peak) to reach it (bench/schedule_rule.py); 0: off")
     warmup: int = opt(5, "unmeasured warm-up steps before timing")
     seconds: typing.Optional[float] = opt(None, "stop measuring after this many seconds")
     # data

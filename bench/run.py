@@ -26,6 +26,7 @@ from . import modes
 from . import train as T
 from .config import resolve
 from .results import append, default_path
+from .schedule_rule import describe, stretched
 
 
 def plan_cores(cfg, device) -> tuple[int, int]:
@@ -133,6 +134,12 @@ def main(argv=None) -> int:
     if dataset.quarantined:
         say(f"note: {len(dataset.quarantined)} bad files left out (--skip-bad); the records count them")
 
+    if cfg.mode == "accuracy":  # a small data set still gets the recipe's optimiser steps (bench/schedule_rule.py)
+        n_train = len(dataset.samples("train"))
+        asked, cfg = cfg, stretched(cfg, n_train, dist.world)
+        note = describe(asked, cfg, n_train, dist.world)
+        if note and dist.rank == 0:
+            say(note)
     ctx = dist.context(cfg, dataset, device, amp, workers, threads)
     names = expand(cfg.loader, loaders.names(runnable_here=True))
     if cfg.mode in ("loader", "tune") and cfg.loader.strip() == "all":
