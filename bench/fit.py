@@ -8,6 +8,7 @@ from pathlib import Path
 
 import loaders
 
+from . import arch_facts
 from . import train as T
 
 
@@ -40,6 +41,7 @@ def fit(ctx, name: str, arch: str) -> list[dict]:
         T.load_checkpoint(resume, state)
         log(f"resumed from {resume} after epoch {state.epoch}")
     reduce = ctx.sum if ctx.world > 1 else None
+    config = ctx.resolved(**arch_facts.config_extras(cfg, arch))  # + model_variant, transfer
 
     records = []
     spec = ctx.spec(name, res=T.res_at(state.epoch, cfg))
@@ -65,7 +67,7 @@ def fit(ctx, name: str, arch: str) -> list[dict]:
                 if ctx.world > 1:
                     metrics["data_wait_frac_per_rank"] = [round(x, 4) for x in ctx.gather(tm.get("data_wait_frac") or 0.0)]
                 state.history.append(metrics)
-                records.append(ctx.record("epoch", loader=name, arch=arch, metrics=metrics))
+                records.append(ctx.record("epoch", loader=name, arch=arch, metrics=metrics, config=config))
                 if ckpt and ctx.rank == 0:
                     T.save_checkpoint(ckpt, state, cfg)
                 ctx.barrier()  # nobody reads a checkpoint that is still being written
@@ -78,7 +80,9 @@ def fit(ctx, name: str, arch: str) -> list[dict]:
     final = {k: last[k] for k in ("top1", "top5", "top1_ema", "top5_ema", "loss", "wall_s", "val_samples", "samples_seen") if k in last}
     ips = [h["images_per_sec"] for h in state.history if h.get("images_per_sec")]
     final.update(epochs=state.epoch, images_per_sec=round(sum(ips) / len(ips), 2) if ips else None)
-    records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final))
+    evs = [h["eval_images_per_sec"] for h in state.history if h.get("eval_images_per_sec")]
+    final.update(eval_images_per_sec=round(sum(evs) / len(evs), 2) if evs else None, **arch_facts.params(state.model))
+    records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final, config=config))
     if cfg.save_checkpoint and ctx.rank == 0:
         T.save_checkpoint(cfg.save_checkpoint, state, cfg, extra={"arch": arch, "classes": ctx.dataset.classes, "res": T.res_at(cfg.epochs, cfg)})
     return records
