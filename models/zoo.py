@@ -1,7 +1,18 @@
 """The architectures: torchvision's classics and two small CPU-sized networks.
 
 Every entry is built from scratch (no downloaded weights: this suite measures training) and
-runs at 64 px as well as 224 px.
+trains at 28, 64 and 224 px. The torchvision networks build their published (ImageNet) design
+from models.SMALL_BELOW (96) px up and the small-input design of models/small.py below it;
+seed_cnn and demo_net are one design for every size.
+
+| arch | min_res | why that minimum |
+|---|---:|---|
+| resnet18, resnet50, googlenet, mobilenet_v3_small, efficientnet_b0, convnext_tiny | 8 | small variant's total stride 8 |
+| alexnet | 15 | three unpadded 3x3/2 pools: 15 -> 7 -> 3 -> 1 |
+| vgg11_bn | 16 | four 2x2 pools in the small variant |
+| vit_b_16 | 4 | one 4x4 patch; sides a multiple of 4 below 96 px, of 16 from 96 px |
+| seed_cnn | 8 | three 2x2 pools before its flatten |
+| demo_net | 16 | four stride-2 stages |
 """
 from __future__ import annotations
 
@@ -10,30 +21,52 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.models as tvm
 
-from . import register
+from . import SMALL_PATCH
+from . import small as S
 
+BUILDERS: dict = {}  # name -> builder; the facts (min_res, variants) are in models/__init__.py
+
+
+def builder(name: str):
+    def deco(fn):
+        BUILDERS[name] = fn
+        return fn
+
+    return deco
+
+
+# name: (torchvision keyword arguments, small-input conversion)
 _TORCHVISION = {
-    "resnet18": {}, "resnet50": {}, "alexnet": {}, "vgg11_bn": {},
-    "googlenet": {"aux_logits": False, "init_weights": True},
-    "mobilenet_v3_small": {}, "efficientnet_b0": {}, "convnext_tiny": {},
+    "resnet18": ({}, S.resnet),
+    "resnet50": ({}, S.resnet),
+    "alexnet": ({}, S.alexnet),
+    "vgg11_bn": ({}, S.vgg11_bn),
+    "googlenet": ({"aux_logits": False, "init_weights": True}, S.googlenet),
+    "mobilenet_v3_small": ({}, S.mobilenet_v3_small),
+    "efficientnet_b0": ({}, S.efficientnet_b0),
+    "convnext_tiny": ({}, S.convnext_tiny),
 }
 
 
-def _torchvision(name, extra):
-    def build(num_classes, res=224, **kw):
-        return getattr(tvm, name)(weights=None, num_classes=num_classes, **{**extra, **kw})
+def _torchvision(name, extra, to_small):
+    def build(num_classes, res=224, small=False, **kw):
+        model = getattr(tvm, name)(weights=None, num_classes=num_classes, **{**extra, **kw})
+        return to_small(model, res) if small else model
 
     return build
 
 
-for _name, _extra in _TORCHVISION.items():
-    register(_name)(_torchvision(_name, _extra))
+for _name, (_extra, _to_small) in _TORCHVISION.items():
+    builder(_name)(_torchvision(_name, _extra, _to_small))
 
 
-@register("vit_b_16")
-def vit_b_16(num_classes, res=224, **kw):
+@builder("vit_b_16")
+def vit_b_16(num_classes, res=224, small=False, **kw):
     # ViT's position embedding is sized for one resolution: build it for the one asked for.
-    return tvm.vit_b_16(weights=None, num_classes=num_classes, image_size=res, **kw)
+    # The small variant is ViT-B/16's encoder (12 layers, 12 heads, 768 wide) on 4x4 patches.
+    patch = SMALL_PATCH if small else 16
+    return tvm.VisionTransformer(image_size=res, patch_size=patch, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072,
+                                 num_classes=num_classes, **kw)
 
 
 class SeedCNN(nn.Module):
@@ -56,8 +89,8 @@ class SeedCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register("seed_cnn")
-def seed_cnn(num_classes, res=64, **kw):
+@builder("seed_cnn")
+def seed_cnn(num_classes, res=64, small=False, **kw):
     return SeedCNN(num_classes, res=res, **kw)
 
 
@@ -96,8 +129,8 @@ class DemoNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-@register("demo_net")
-def demo_net(num_classes, res=64, **kw):
+@builder("demo_net")
+def demo_net(num_classes, res=64, small=False, **kw):
     return DemoNet(num_classes, **kw)
 
 

@@ -1,4 +1,4 @@
-"""Every registered architecture builds and takes a training step at 64 and 224 px."""
+"""Every registered architecture builds and takes a training step at 28, 64 and 224 px."""
 from __future__ import annotations
 
 import pytest
@@ -13,7 +13,7 @@ def test_registry_has_required_architectures():
     assert set(REQUIRED) <= set(models.names())
 
 
-@pytest.mark.parametrize("res", [64, 224])
+@pytest.mark.parametrize("res", [28, 64, 224])
 @pytest.mark.parametrize("arch", models.names())
 def test_trains_one_step(arch, res):
     torch.manual_seed(0)

@@ -80,6 +80,8 @@ class Data:
 class Schedule:
     """schedule: epochs, learning rate and resolution over the run"""
     epochs: int = opt(1, "epochs (accuracy mode)")
+    min_steps: Optional[int] = opt(None, "accuracy mode: at least this many optimiser steps; a small data set's schedule (epochs, "
+                                         "warm-up, LR peak) is stretched to reach it (bench/training/schedule_rule.py); 0: off")
     lr_schedule: str = opt("triangular", "triangular | step | cosine | constant", choices=("triangular", "step", "cosine", "constant"))
     lr_peak_epoch: float = opt(2.0, "triangular: epoch of the peak (linear warm-up before it)")
     warmup_epochs: float = opt(0.0, "step/cosine: linear warm-up epochs")

@@ -79,10 +79,11 @@ def _resolution(cfg: RunConfig, archs: list[str]) -> str | None:
     import models
 
     for arch in archs:
-        smallest = models.min_res(arch)
-        for flag, res in (("res", cfg.data.res), ("val-res", cfg.data.val_res), ("min-res", cfg.schedule.min_res)):
-            if res is not None and res < smallest:
-                return f"--{flag} {res}: {arch} takes at least {smallest} px"
+        for flag, res in (("res", cfg.data.res), ("val-res", cfg.data.val_res), ("min-res", cfg.schedule.min_res),
+                          ("max-res", cfg.schedule.max_res)):
+            why = res is not None and models.res_error(arch, res)
+            if why:
+                return f"--{flag} {res}: {why}"
     return None
 
 

@@ -38,6 +38,7 @@ def run(ctx, name: str, arch: str) -> list[dict]:
         log(f"resumed from {resume} after {where}")
 
     records = []
+    config = ctx.resolved(name, arch, **describe_model(cfg, arch))
     spec = ctx.spec(name, res=res_at(state.epoch, cfg.schedule, cfg.data.res))
     with loaders.build(name, "train", ctx.dataset, spec) as train, loaders.build(name, "val", ctx.dataset, spec) as val, \
             ctx.bar(total=cfg.schedule.epochs, initial=state.epoch, desc=f"{arch} / {name}", unit="epoch") as bar, \
@@ -45,7 +46,7 @@ def run(ctx, name: str, arch: str) -> list[dict]:
         flag.common_batches = int(min(comm.gather(len(train))))
 
         def on_epoch(state, m):
-            records.append(ctx.record("epoch", loader=name, arch=arch, metrics=m))
+            records.append(ctx.record("epoch", loader=name, arch=arch, metrics=m, config=config))
             if ckpt and comm.is_main:
                 checkpoint.save(ckpt, state, cfg.flat())
             comm.barrier()  # nobody reads a checkpoint that is still being written
@@ -57,7 +58,7 @@ def run(ctx, name: str, arch: str) -> list[dict]:
 
         if not fit(state, train, val, cfg.schedule, cfg.eval, comm, on_epoch, max_steps=cfg.measure.steps, stop=flag.stop):
             raise preempted(ctx, state, ckpt or Path("checkpoints") / ckpt_name(arch, name), flag.signum, records)
-    records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final_metrics(state)))
+    records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final_metrics(state), config=config))
     if cfg.checkpoint.save_checkpoint and comm.is_main:
         checkpoint.save(cfg.checkpoint.save_checkpoint, state, cfg.flat(),
                         extra={"arch": arch, "classes": ctx.dataset.classes, "res": res_at(cfg.schedule.epochs, cfg.schedule, cfg.data.res)})
@@ -71,8 +72,19 @@ def final_metrics(state) -> dict:
     eval_ips = [h["eval_images_per_sec"] for h in state.history if h.get("eval_images_per_sec")]
     final.update(epochs=state.epoch, images_per_sec=round(sum(ips) / len(ips), 2) if ips else None,
                  eval_images_per_sec=round(sum(eval_ips) / len(eval_ips), 2) if eval_ips else None,
-                 params=sum(p.numel() for p in unwrap(state.model).parameters()))
+                 params=sum(p.numel() for p in unwrap(state.model).parameters()),
+                 trainable_params=sum(p.numel() for p in unwrap(state.model).parameters() if p.requires_grad))
     return final
+
+
+def describe_model(cfg, arch: str) -> dict:
+    """What the record's config says about the network: the variant models.create built at the
+    first train resolution ('small' | 'imagenet' | 'native') and the transfer arm: 'scratch'
+    (fresh weights), 'frozen' (--init, only the classifier trains) or 'full' (--init, every layer)."""
+    import models
+
+    transfer = "scratch" if not cfg.checkpoint.init else "frozen" if cfg.checkpoint.freeze_backbone else "full"
+    return {"model_variant": models.variant(arch, res_at(0, cfg.schedule, cfg.data.res)), "transfer": transfer}
 
 
 def preempted(ctx, state, path: Path, signum: int, records: list) -> Preempted:

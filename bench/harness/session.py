@@ -90,6 +90,13 @@ def main(cfg) -> int:
         return 2
     if dataset.quarantined:
         log_stderr(f"note: {len(dataset.quarantined)} bad files left out (--skip-bad); the records count them")
+    if mode.name == "accuracy":  # a small data set still gets the recipe's optimiser steps
+        from ..training.schedule_rule import describe, stretched
+
+        asked, cfg = cfg, stretched(cfg, len(dataset.samples("train")), comm.world)
+        note = describe(asked, cfg, len(dataset.samples("train")), comm.world)
+        if note and comm.is_main:
+            log_stderr(note)
     ctx = Context(cfg, dataset, device, amp, workers, threads, comm)
     archs = expand(cfg.model.arch, arch_names()) if mode.per_arch else [None]
     records = []
