@@ -36,13 +36,14 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 # The main job: every loader alone, then a short accuracy run of the demo network, then the
-# report (results/REPORT.md, report.html, plots/) and a comparison table.
+# report (results/REPORT.md, report.html, plots/); it ends with this run's table, then where
+# the records and the report went (--since: the records written after the start stamp).
 bench: venv
-	$(BIN)/python -m bench.run --mode ceiling
-	$(BIN)/python -m bench.run --mode loader --loader all --steps 40
-	$(BIN)/python -m bench.run --mode accuracy --recipe cpu-demo --loader torchvision
-	$(BIN)/python -m bench.report
-	$(BIN)/python -m bench.report --summary
+	@date -u +%Y-%m-%dT%H:%M:%S > $(VENV)/.bench-start
+	$(BIN)/python -m bench.run --mode ceiling --out results
+	$(BIN)/python -m bench.run --mode loader --loader all --steps 40 --out results
+	$(BIN)/python -m bench.run --mode accuracy --recipe cpu-demo --loader torchvision --out results
+	$(BIN)/python -m bench.report --since "$$(cat $(VENV)/.bench-start)"
 
 report: venv
 	$(BIN)/python -m bench.report

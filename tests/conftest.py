@@ -40,6 +40,14 @@ def dry_run_cuda_backends(monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
+    if config.getoption("benchmark_only", False):
+        # Only the benchmark cases are collected (pytest-benchmark would list every other test
+        # as skipped, one line each).
+        keep = [i for i in items if "benchmark" in getattr(i, "fixturenames", ())]
+        dropped = [i for i in items if "benchmark" not in getattr(i, "fixturenames", ())]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA")
@@ -60,3 +68,23 @@ def tiny(tiny_root):
     return scan(tiny_root, progress=False)
 
 
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Under --benchmark-only, what the cases measured (their extra_info): images/sec with the
+    spread over rounds, and every ratio, beside pytest-benchmark's seconds per round."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.disabled or not session.benchmarks:
+        return
+    tr = terminalreporter
+    tr.write_sep("-", "what the benchmarks measured (extra_info; medians over rounds)")
+    for b in session.benchmarks:
+        info = b.extra_info
+        parts = []
+        if "images_per_sec" in info:
+            spread = f" [{info['images_per_sec_min']:,.0f}-{info['images_per_sec_max']:,.0f}]" if "images_per_sec_min" in info else ""
+            parts.append(f"{info['images_per_sec']:,.0f} img/s{spread}")
+        parts += [f"{k.replace('_images_per_sec', '')} {v:,.0f} img/s" for k, v in info.items() if k.endswith("_images_per_sec")]
+        parts += [f"{k} {v:.3f}" for k, v in info.items() if ("ratio" in k or "_over_" in k or k.endswith("_vs")) and isinstance(v, float)]
+        parts += [f"{k} {v}" for k, v in info.items() if k in ("files_per_sec", "seconds_median")]
+        tr.write_line(f"{b.name:<60} " + ("; ".join(parts) or "-"))

@@ -1,152 +1,187 @@
-"""The report, from fixture records of two machines (a 2-core CPU box and an H100)."""
+"""The report from hand-made records of two machines: a default and its variant, repeated runs
+whose per-run counters differ, a corrupt line, scaling curves, accuracy and transfer runs.
+Numbers are checked in `--json` and in the Markdown; the HTML is checked for being
+self-contained and rendered in headless Chromium."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench.report.cli import main
+from tests.fixtures import handmade as H
 
-FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"
-CPU, GPU = "AMD EPYC 9R14 96-Core Processor (2 cores)", "NVIDIA H100 80GB HBM3 x1 (16 cores)"
-
-
-@pytest.fixture(scope="module")
-def tables():
-    recs, skipped = report.read([FIXTURE])
-    assert not skipped
-    return {t.title: t for t in report.build_tables(recs, report.machines(recs))}
+CPU, GPU = H.CPU["label"], H.GPU["label"]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("records")
+    cpu, gpu = d / "cpu.jsonl", d / "gpu.jsonl"
+    H.write(cpu, H.cpu_records(), corrupt_after=3)  # line 4: the first half of a record
+    H.write(gpu, H.gpu_records())
+    return cpu, gpu
+
+
+def cli(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def rows(files):
+    rc, out, _ = cli(*files, "--json")
+    assert rc == 0
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def built(files, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    return report.report([FIXTURE], out)
+    maps = out / "feature_maps" / "seed_cnn"
+    maps.mkdir(parents=True)
+    import matplotlib.pyplot as plt
+
+    for name in ("input.png", "filters-conv1.png"):
+        plt.imsave(maps / name, [[0.0, 1.0], [1.0, 0.0]])
+    rc, stdout, stderr = cli(*files, "--out", out)
+    assert rc == 0, stderr
+    return {"dir": out, "md": (out / "REPORT.md").read_text(), "html": (out / "report.html").read_text(), "stderr": stderr}
 
 
-def rows(t, **match):
-    """Rows of a table as dicts, filtered by column values."""
-    out = [dict(zip(t.headers, cells), cls=cls) for cells, cls in t.rows]
-    return [r for r in out if all(r[k] == v for k, v in match.items())]
+def row(rows, **match):
+    (r,) = [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+    return r
 
 
-def test_machines_grouped_by_fingerprint(tables):
-    ms = rows(tables["Machines"])
-    assert [m["machine"] for m in ms] == [CPU, GPU]  # CPU-only machines first
-    assert [m["records"] for m in ms] == ["16", "16"]
-    assert ms[1]["GPU"] == "NVIDIA H100 80GB HBM3 ×1" and ms[1]["torch"] == "2.11.0+cu130" and ms[0]["DALI"] == "2.4.0"
+def md_row(md: str, *cells: str) -> str:
+    """The one Markdown table row that starts with these cells."""
+    start = "| " + " | ".join(cells) + " |"
+    (line,) = [ln for ln in md.splitlines() if ln.startswith(start)]
+    return line
 
 
-def test_loader_table_numbers_and_ceiling_ratio(tables):
-    t = tables["Loader-only throughput"]
-    (tv,) = rows(t, backend="torchvision", split="train", machine=CPU)
-    assert (tv["images/s"], tv["p10"], tv["p90"], tv["ceiling ratio"]) == ("1,200", "960", "1,320", "0.63")  # the latest of two
-    (val,) = rows(t, backend="torchvision", split="val", machine=CPU)
-    assert val["ceiling ratio"] == f"{1800 / 1915:.2f}*"  # not recorded: computed from the ceiling record
-    (h,) = rows(t, backend="torchvision-gpu", machine=GPU)
-    assert h["images/s"] == "20,000" and h["ceiling ratio"] == "2.50"
-    # two configurations of the same workload are two rows, each with its config
-    assert sorted(r["config"].split(",")[0] for r in rows(t, backend="dali", machine=CPU)) == ["batch_size 32", "batch_size 64"]
-    (ff,) = rows(t, backend="ffcv")
-    assert ff["images/s"] == "—" and ff["status"].startswith("unavailable: ffcv") and ff["cls"] == "fail"
+def test_corrupt_line_is_skipped_named_and_counted(files, built):
+    assert f"warning: skipped {files[0]}:4: not JSON" in built["stderr"]
+    assert f"Skipped 1 unreadable line(s): {files[0]}:4: not JSON" in built["md"]
 
 
-def test_training_table(tables):
-    t = tables["Training throughput"]
-    (r,) = rows(t, arch="resnet18", loader="torchvision", machine=GPU)
-    assert (r["images/s"], r["synthetic img/s"], r["ratio to synthetic"], r["data wait"]) == ("5,400", "12,000", "0.45", "55%")
-    (g,) = rows(t, arch="resnet18", loader="torchvision-gpu")
-    assert g["ratio to synthetic"] == f"{11500 / 12000:.2f}"  # computed from compute_ips when not recorded
-    (e,) = rows(t, arch="resnet50", loader="torchvision", machine=CPU)
-    assert e["status"].startswith("error: RuntimeError") and e["images/s"] == "—"
+def test_headline_is_the_latest_default_run_with_n_and_spread(rows):
+    r = row(rows, machine=CPU, kind="loader", loader="torchvision", split="train", options={})
+    # three runs are one configuration: their construct_s/first_batch_s differed (per-run counters)
+    assert (r["images_per_sec"], r["n"], r["spread"], r["commit"]) == (1200.0, 3, [1100.0, 1200.0], "bbb1111")
+    assert r["ceiling_ratio"] == pytest.approx(0.6)  # ÷ the machine's decode ceiling (2,000)
+    assert r["steady_images_per_sec"] is None and r["stall_s"] is None  # not measured: schema-1 records
+    assert not any(k.endswith(("construct_s", "first_batch_s")) for k in r["settings"])
+    assert {"out", "json", "progress", "mode", "loader", "split"}.isdisjoint(r["settings"])
+    assert r["settings"]["backend.pool"] == "threads" and r["settings"]["batch_size"] == 64
 
 
-def test_accuracy_table(tables):
-    t = tables["Accuracy"]
-    (a,) = rows(t, arch="demo_net", machine=CPU, kind="accuracy")
-    assert (a["top-1"], a["top-5"], a["epochs"], a["wall time"]) == ("55.0%", "90.0%", "3", "2.0 min")
-    (e,) = rows(t, arch="resnet18", kind="eval")
-    assert e["top-1"] == "41.2%"
-    assert report.acc(0.5) == 50 and report.acc(76.1) == 76.1
+def test_variant_is_its_own_row_and_the_ceiling_never_a_loader(rows):
+    v = row(rows, machine=CPU, kind="loader", loader="torchvision", options={"pool": "processes"})
+    assert (v["images_per_sec"], v["n"]) == (600.0, 1)
+    assert not [r for r in rows if r["kind"] == "loader" and r["role"] == "ceiling"]
+    syn = row(rows, machine=CPU, kind="train", loader="synthetic")
+    assert syn["role"] == "ceiling" and syn["images_per_sec"] == 500.0
 
 
-def test_speedups_say_what_differs(tables):
-    t = tables["Speedups between machines"]
-    (s,) = rows(t, kind="loader", workload="torchvision / train / embedded")
-    assert (s["baseline"], s["machine"], s["speedup"]) == (CPU, GPU, f"{5800 / 1200:.2f}×")
-    assert "batch_size: 64 → 256" in s["config differs"] and "device: cpu → cuda" in s["config differs"]
-    (c,) = rows(t, kind="ceiling")
-    assert c["config differs"] == "device: cpu → cuda"
+def test_train_rows(rows):
+    t = row(rows, machine=CPU, kind="train", loader="torchvision")
+    assert t["ratio_to_synthetic"] == pytest.approx(0.8) and t["synthetic_images_per_sec"] == 500.0  # 400 ÷ 500
+    assert (t["data_wait_frac"], t["steady_images_per_sec"], t["stall_s"], t["arch"]) == (0.2, 480.0, 1.5, "resnet18")
+    g = row(rows, machine=GPU, kind="train", loader="torchvision")
+    assert g["ratio_to_synthetic"] == 0.8 and g["machine_id"] == "gpu0000000"
 
 
-def test_regression_flag(tables):
-    t = tables["Latest vs previous"]
-    (reg,) = rows(t, flag="REGRESSION")
-    assert (reg["machine"], reg["workload"], reg["change"]) == (CPU, "torchvision / train / embedded", "-14.3%")
-    assert reg["notes"] == "commit: aaaa111 → bbbb222" and reg["cls"] == "regress"
-    (ok,) = rows(t, machine=GPU, workload="torchvision / train / embedded")
-    assert ok["change"] == "-3.3%" and ok["flag"] == ""  # within the 10% threshold
-    (diff,) = rows(t, workload="dali / train / embedded", machine=CPU)
-    assert diff["flag"] == "not compared" and diff["notes"] == "config differs: batch_size: 32 → 64"
+def test_plan_rows_from_the_measured_curve(rows):
+    tv = row(rows, kind="plan", loader="torchvision")
+    assert (tv["machine"], tv["arch"], tv["synthetic_images_per_sec"], tv["target_images_per_sec"]) == (GPU, "resnet50", 5000.0, 4750.0)
+    assert (tv["workers_needed"], tv["gpus_per_host"], tv["cores"], tv["workers_needed_upper_bound"]) == (8, 2, 16, False)
+    assert tv["points"] == {"1": 900.0, "2": 1800.0, "4": 3500.0, "8": 5000.0, "16": 7000.0}
+    ff = row(rows, kind="plan", loader="ffcv")  # one loader-only point at 16 workers, below the target
+    assert (ff["workers_needed"], ff["gpus_per_host"], ff["status"], ff["points"]) == (None, None, "not reached", {"16": 3000.0})
+    assert not [r for r in rows if r["kind"] == "plan" and r["machine"] == CPU]  # no GPU: nothing to plan
 
 
-def test_config_key_ignores_output_and_names_nested_differences():
-    rec = lambda **c: {"kind": "loader", "loader": "torchvision", "variant": "train", "arch": None,
-                       "dataset": {"name": "d", "fingerprint": "f"}, "config": c}
-    a, b = rec(batch_size=64, out="a.jsonl", backend={"workers": 2}), rec(batch_size=64, out="b.jsonl", backend={"workers": 16})
-    assert report.config_key(a) == report.config_key(rec(batch_size=64, out="elsewhere", backend={"workers": 2}))
-    assert report.config_key(a) != report.config_key(b)
-    assert report.differs(report.config_of(a), report.config_of(b)) == ["backend.workers: 2 → 16"]
+def test_accuracy_rows(rows):
+    a = row(rows, kind="accuracy", arch="seed_cnn", dataset="fashion-mnist")
+    assert (a["top1"], a["top5"], a["epochs"], a["params"], a["eval_images_per_sec"], a["transfer"]) == (0.88, 0.995, 2, 1234567, 9000.0, None)
+    assert sorted(r["transfer"] for r in rows if r["kind"] == "accuracy" and r["transfer"]) == ["frozen", "full", "scratch"]
 
 
-def test_failure_after_ok_is_a_regression_and_bad_lines_skipped(tmp_path):
-    lines = FIXTURE.read_text().splitlines()
-    r = json.loads(lines[3])  # CPU torchvision train, latest
-    r.update(time="2026-11-26T00:00:00+00:00", status="error", error="boom", metrics={})
-    f = tmp_path / "r.jsonl"
-    f.write_text("\n".join(lines + [json.dumps(r), "{not json"]) + "\n")
-    recs, skipped = report.read([f])
-    assert skipped == [f"{f}:{len(lines) + 2}"]
-    t = report.history(recs, report.machines(recs))
-    (row,) = rows(t, workload="torchvision / train / embedded", machine=CPU)
-    assert (row["change"], row["flag"]) == ("error", "REGRESSION")
+def test_markdown_matrix_per_machine(built):
+    md = built["md"]
+    tv = md_row(md, "torchvision", "1,200 (n=3; 1,100–1,200 over 2 at bbb1111)", "0.60×*")
+    assert "400 (0.80× synthetic, 20% data wait)" in tv
+    assert "resnet18 training img/s (synthetic 500)" in md
+    md_row(md, "ffcv", "1,500", "0.75×")  # a recorded ratio: no *
+    assert not re.search(r"^\| synthetic ", md, re.M)  # the ceiling is in the header, never a row
+    md_row(md, "torchvision", "8,000", "—")  # the GPU machine: no decode ceiling measured there
 
 
-def test_outputs_written_and_html_self_contained(built):
-    pngs = sorted(p.name for p in built["plots"].glob("*.png"))
-    assert pngs == ["accuracy_vs_time.png", "data_wait.png", "loader_throughput.png", "train_throughput.png"]
-    for p in built["plots"].glob("*.png"):
+def test_markdown_variants_across_and_plan(built):
+    md = built["md"]
+    v = md_row(md, "loader", "torchvision", "train", "pool=processes")
+    assert v.endswith("| 600 | 1,200 (n=3; 1,100–1,200 over 2 at bbb1111) | 0.50× |")
+    x = md_row(md, "loader", "torchvision / train / embedded", GPU)
+    assert "| 8,000 | 6.67× |" in x
+    p = md_row(md, GPU, "resnet50", "default", "5,000", "4,750", "torchvision")
+    assert p.endswith("| 8 | 2 of 16 cores |")
+    assert "not reached: best 3,000 img/s at 16 workers = 60% of synthetic" in md_row(md, GPU, "resnet50", "default", "5,000", "4,750", "ffcv")
+    assert "Model: a GPU trains at its synthetic rate" in md
+
+
+def test_markdown_steady_state_and_not_measured(built):
+    md = built["md"]
+    r = md_row(md, "train", "torchvision", "resnet18", "400", "480")
+    assert r.endswith("| 1.50 s | 2 | 1 | 1.20 s | 300–490 | 30 steps (windows of 5) |")
+    assert re.search(r"Steady-state rate and stall time not measured for [^.]*loader torchvision train", md)
+    assert "2,800,000" not in md and "2.8e" not in md  # old per-step "percentiles" are not shown
+
+
+def test_markdown_accuracy_transfer_and_feature_maps(built):
+    md = built["md"]
+    a = md_row(md, "seed_cnn", "fashion-mnist", CPU, "torchvision", "default", "88.0%", "99.5%", "2", "41.0 s", "2,500", "9,000", "1.2 M")
+    assert "small-images" in a
+    for mode, top1 in (("frozen", "70.0%"), ("full", "85.0%"), ("scratch", "60.0%")):
+        assert f"| {mode} |" in md_row(md, "seed_cnn", "fmnist-5-9", CPU, mode) and top1 in md_row(md, "seed_cnn", "fmnist-5-9", CPU, mode)
+    assert "![seed_cnn: filters-conv1](feature_maps/seed_cnn/filters-conv1.png)" in md
+    assert "![transfer.png](plots/transfer.png)" in md and "![scaling.png](plots/scaling.png)" in md
+
+
+def test_sections_without_records_say_so(files, tmp_path):
+    rc, _, err = cli(files[1], "--out", tmp_path)  # the GPU file alone: no accuracy, transfer, feature maps
+    assert rc == 0, err
+    md = (tmp_path / "REPORT.md").read_text()
+    assert "No accuracy records yet" in md and "No transfer-learning records yet" in md and "No feature maps yet" in md
+
+
+def test_plots_and_html_self_contained(built):
+    pngs = sorted(p.name for p in (built["dir"] / "plots").glob("*.png"))
+    assert pngs == sorted(["accuracy_vs_time.png", "data_wait.png", "loader_throughput.png", "scaling.png", "train_throughput.png", "transfer.png"])
+    for p in (built["dir"] / "plots").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
-    page = built["html"].read_text()
-    assert not re.search(r"https?://", page)
-    assert not re.search(r'(src|href)="(?!data:)', page)  # nothing loaded from outside the file
-    assert page.count('src="data:image/png;base64,') == 4
+    page = built["html"]
+    assert not re.search(r"https?://", page) and not re.search(r'(src|href)="(?!data:)', page)
+    assert page.count('src="data:image/png;base64,') == 6 + 2  # the plots and the two feature maps
     root = ET.fromstring(page.split("\n", 1)[1])  # well-formed: every tag closed, every text escaped
-    assert len(root.findall(".//table")) == 8
-    md = built["md"].read_text()
-    assert "| torchvision | train | AMD EPYC 9R14 96-Core Processor (2 cores) | 1,200 |" in md
-    assert "**REGRESSION**" in md and "![loader_throughput.png](plots/loader_throughput.png)" in md
-
-
-def test_cli_and_summary(tmp_path, capsys):
-    assert report.main([str(FIXTURE), "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "REPORT.md").exists() and (tmp_path / "report.html").exists()
-    assert report.main([str(FIXTURE), "--summary"]) == 0
-    out = capsys.readouterr().out
-    assert re.search(r"loader +torchvision-gpu train +20,000 +2\.50", out)
-    assert re.search(r"accuracy +demo_net torchvision +800 .* 55\.0%", out)
+    assert len(root.findall(".//table")) == built["md"].count("\n|---")
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium not installed")
 def test_html_renders_in_headless_chromium(built, tmp_path):
+    html = built["dir"] / "report.html"
     cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path}",
-           "--dump-dom", built["html"].resolve().as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
-    assert dom.count("<table>") == 8 and "Loader-only throughput" in dom and "REGRESSION" in dom
-    assert dom.count("<img ") == 4
+           "--dump-dom", html.resolve().as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
+    assert dom.count("<table>") == built["md"].count("\n|---")
+    assert "Planning: cores per GPU" in dom and "6.67×" in dom and dom.count("<img ") == 8

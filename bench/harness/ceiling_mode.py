@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import multiprocessing as mp
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -116,12 +117,12 @@ def run(ctx, name=None, arch=None) -> list[dict]:
     return [ctx.record("ceiling", variant=m["variant"], metrics=m)]
 
 
-def latest_ceiling(path, hardware_id: str, res: int) -> float | None:
-    """The most recent ceiling measured on this machine at this resolution, from a results file."""
-    try:
-        recs = load([path])
-    except OSError:
-        return None
+def latest_ceiling(paths, hardware_id: str, res: int) -> float | None:
+    """The most recent ceiling measured on this machine at this resolution, from records files
+    (a path or a list; missing ones are passed over)."""
+    paths = [paths] if isinstance(paths, (str, Path)) else paths
+    recs = load([p for p in paths if Path(p).is_file()])
+    recs = sorted(recs, key=lambda r: str(r.get("time") or ""))
     best = [r for r in recs if r["kind"] == "ceiling" and r["status"] == "ok" and r["hardware"].get("id") == hardware_id
             and r["metrics"].get("res") == res]
     return best[-1]["metrics"]["images_per_sec"] if best else None

@@ -13,7 +13,7 @@ from tqdm import tqdm
 import loaders
 from loaders import LoaderSpec
 
-from ..results import default_path, fingerprint, make_record
+from ..results import committed_path, fingerprint, make_record, out_path
 from ..training.compute import dtype_name
 
 
@@ -57,10 +57,12 @@ class Context:
                            config=config or self.resolved(loader, arch), metrics=metrics, **kw)
 
     def decode_ceiling(self) -> float | None:
-        """This machine's latest decode ceiling at the train resolution (see ceiling_mode)."""
+        """This machine's latest decode ceiling at the train resolution (see ceiling_mode), from
+        this run's records file or the machine's committed one."""
         from .ceiling_mode import latest_ceiling
 
-        return latest_ceiling(self.cfg.output.out or default_path(), fingerprint()["id"], self.cfg.data.res)
+        paths = dict.fromkeys([out_path(self.cfg.output.out), committed_path()])
+        return latest_ceiling(list(paths), fingerprint()["id"], self.cfg.data.res)
 
     def bar(self, **kw):
         return tqdm(disable=not self.cfg.output.progress or not self.comm.is_main, leave=False, **kw)

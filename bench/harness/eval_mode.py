@@ -5,6 +5,7 @@ import loaders
 
 from ..training.loop import evaluate
 from .build import train_state
+from .honesty import untrained_warning
 
 
 def run(ctx, name: str, arch: str) -> list[dict]:
@@ -13,6 +14,7 @@ def run(ctx, name: str, arch: str) -> list[dict]:
     with loaders.build(name, "val", ctx.dataset, ctx.spec(name)) as loader:
         m = evaluate(state.model, loader, ctx.device, ctx.amp, cfg.eval.tta, ctx.comm, max_steps=cfg.measure.steps)
         settings, facts = loader.describe(), loader.facts()
-    m["images_per_sec"] = m.pop("eval_images_per_sec")
+    m["images_per_sec"], m["steps"] = m.pop("eval_images_per_sec"), m.pop("eval_steps")
     m["backend"] = facts
-    return [ctx.record("eval", loader=name, arch=arch, metrics=m, config=ctx.resolved(name, arch, backend=settings))]
+    return [ctx.record("eval", loader=name, arch=arch, metrics=m, config=ctx.resolved(name, arch, backend=settings),
+                       warnings=untrained_warning(cfg.checkpoint.init))]

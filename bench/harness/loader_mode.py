@@ -7,6 +7,7 @@ import loaders
 
 from ..measure import StepMeter, timed_batches
 from .context import passes
+from .honesty import window_warnings
 
 
 def run(ctx, name: str, arch=None) -> list[dict]:
@@ -30,5 +31,6 @@ def run(ctx, name: str, arch=None) -> list[dict]:
             if ceiling and split == "train":
                 metrics.update(ceiling=ceiling, ceiling_ratio=round(metrics["images_per_sec"] / ceiling, 4))
             metrics["backend"] = {**loader.facts(), "build_s": round(build_s, 3), "first_batch_s": round(t_first or 0, 3)}
-            out.append(ctx.record("loader", loader=name, variant=split, metrics=metrics, config=ctx.resolved(name, backend=loader.describe())))
+            out.append(ctx.record("loader", loader=name, variant=split, metrics=metrics, config=ctx.resolved(name, backend=loader.describe()),
+                                  warnings=window_warnings(metrics, cfg.measure.warmup)))
     return out

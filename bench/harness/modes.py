@@ -35,6 +35,7 @@ register(Mode("train", "train_mode:run", "training images/sec, its ratio to the 
 register(Mode("eval", "eval_mode:run", "validation images/sec and top-1/5", per_arch=True))
 register(Mode("accuracy", "accuracy_mode:run", "train E epochs, evaluate each, checkpoints and resume", per_arch=True))
 register(Mode("tune", "tune_mode:run", "search workers, prefetch and batch size for loader-only images/sec"))
+register(Mode("scaling", "scaling_mode:run", "loader-only images/sec at 1, 2, 4, ... workers up to the cores (the planning curves)"))
 register(Mode("ceiling", "ceiling_mode:run", "decode + RandomResizedCrop + flip from memory, one process per core", per_loader=False))
 
 MODE_NAMES = tuple(MODES)

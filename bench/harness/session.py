@@ -14,11 +14,12 @@ import torch
 import loaders
 from loaders.host import keep_host_memory
 
-from ..results import append, default_path
+from ..results import append, committed_path, out_path
 from ..training.comm import communicator
 from ..training.compute import resolve_amp, resolve_device
 from .context import Context, log_stderr
 from .cores import plan_cores
+from .honesty import checked
 from .modes import MODES
 from .preempt import Preempted
 from .table import fmt_table
@@ -52,7 +53,7 @@ def measure_one(ctx, mode, name, arch) -> list[dict]:
         ctx.log(f"skipped {name} {arch or ''}: {why}")
         return [ctx.record(mode.name, loader=name, arch=arch, status="unavailable" if reason else "error", error=why)]
     try:
-        return mode.function()(ctx, name, arch)
+        return checked(ctx, mode.function()(ctx, name, arch), " ".join(x for x in (mode.name, name, arch) if x))
     except (KeyboardInterrupt, SystemExit, Preempted):
         raise
     except Exception as e:  # noqa: BLE001 - a failing configuration is a record, the sweep goes on
@@ -104,7 +105,7 @@ def main(cfg) -> int:
     def keep(rs):
         for r in rs:
             if comm.is_main:
-                append(r, cfg.output.out)
+                append(r, out_path(cfg.output.out))
                 if cfg.output.json:
                     print(json.dumps(r, default=str), flush=True)
             records.append(r)
@@ -125,6 +126,10 @@ def main(cfg) -> int:
         table = fmt_table(records)
         if table:
             print(table, file=stream)
-        print(f"records appended to {cfg.output.out or default_path()}", file=stream)
+        where = out_path(cfg.output.out)
+        note = "" if where == committed_path() else (
+            f" (not tracked by git; `make bench` or --out results writes the committed {committed_path().relative_to(committed_path().parents[1])}; "
+            f"see these with: python -m bench.report {where})")
+        print(f"records appended to {where}{note}", file=stream)
     failed = [r for r in records if r["status"] != "ok"]  # nothing measured at all: a failing exit
     return 1 if failed and len(failed) == len(records) else 0

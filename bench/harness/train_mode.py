@@ -8,6 +8,7 @@ from ..measure import StepMeter, timed_batches
 from ..training.loop import over_ranks, train_step
 from .build import train_state
 from .context import passes
+from .honesty import window_warnings
 
 DEFAULT_STEPS = 30
 
@@ -40,4 +41,5 @@ def run(ctx, name: str, arch: str) -> list[dict]:
     if compute:
         metrics.update(compute_ips=compute, ratio_to_synthetic=round(metrics["images_per_sec"] / compute, 4))
     metrics["backend"] = facts
-    return [ctx.record("train", loader=name, arch=arch, metrics=metrics, config=ctx.resolved(name, arch, backend=settings))]
+    return [ctx.record("train", loader=name, arch=arch, metrics=metrics, config=ctx.resolved(name, arch, backend=settings),
+                       warnings=window_warnings(metrics, ctx.cfg.measure.warmup))]

@@ -6,7 +6,7 @@
 
 One record per benchmark case: loader / variant / arch from the case's extra_info (or its
 name), metrics = images_per_sec and friends from extra_info plus pytest-benchmark's timing
-stats (seconds per round), the hardware fingerprint from extra_info when the case recorded one
+stats (seconds per round) and when/where it ran (metrics.pytest_benchmark), the hardware fingerprint from extra_info when the case recorded one
 (it was measured where the benchmark ran) or of this machine otherwise. Cases whose
 extra_info has no images_per_sec (e.g. untimed runs) are kept with what they have.
 """
@@ -32,9 +32,10 @@ def records(doc: dict) -> list[dict]:
         metrics = {k: v for k, v in extra.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         metrics.update({f"round_s_{k}" if k not in ("rounds", "iterations", "ops") else k: stats[k] for k in STATS if k in stats})
         config = {"benchmark": b.get("fullname") or b.get("name"), "group": b.get("group"), "params": b.get("params"),
-                  "extra": {k: v for k, v in extra.items() if k not in metrics},
-                  "pytest_benchmark": {"version": doc.get("version"), "datetime": doc.get("datetime"),
-                                       "commit": commit.get("id"), "dirty": commit.get("dirty")}}
+                  "extra": {k: v for k, v in extra.items() if k not in metrics}}
+        # when and at which commit the benchmark ran: facts of this run, not configuration
+        metrics["pytest_benchmark"] = {"version": doc.get("version"), "datetime": doc.get("datetime"),
+                                       "commit": commit.get("id"), "dirty": commit.get("dirty")}
         params = b.get("params") or {}
         rec = make_record("benchmark", loader=extra.get("loader") or params.get("name"),
                           variant=extra.get("variant") or params.get("split") or b.get("name"),

@@ -6,14 +6,16 @@ import fcntl
 import json
 import os
 import subprocess
+import sys
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .hardware import fingerprint, slug
+from .schema import SCHEMA, clean, upgrade
 
-SCHEMA = 1
-KINDS = ("loader", "train", "eval", "accuracy", "epoch", "ceiling", "tune", "benchmark", "gpu_check")
+KINDS = ("loader", "train", "eval", "accuracy", "epoch", "ceiling", "tune", "benchmark", "gpu_check", "scaling")
 RUN_ID = uuid.uuid4().hex[:12]  # one per process: groups the records of one invocation
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,13 +31,29 @@ def git_info() -> dict:
     return {"commit": commit or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def default_path() -> Path:
+def committed_path() -> Path:
+    """This machine's curated records: results/<machine>.jsonl, tracked by git, read by the report."""
     return REPO / "results" / f"{slug()}.jsonl"
+
+
+def default_path() -> Path:
+    """Where a run's records go unless --out says otherwise: a local file git ignores, so that
+    an ad-hoc trial never changes the committed results (`make bench` writes committed_path())."""
+    return REPO / "results" / "local" / f"{slug()}.jsonl"
+
+
+def out_path(out: str | Path | None) -> Path:
+    """--out as a file: none -> default_path(); a folder -> <folder>/<machine>.jsonl."""
+    if out is None:
+        return default_path()
+    p = Path(out)
+    return p / f"{slug()}.jsonl" if p.is_dir() else p
 
 
 def make_record(kind: str, *, loader=None, variant=None, arch=None, dataset=None, config=None,
                 metrics=None, status="ok", error=None, **extra) -> dict:
     assert kind in KINDS, kind
+    config, metrics = clean(config or {}, metrics or {})  # settings in config, per-run facts in metrics
     rec = {
         "schema": SCHEMA,
         "run_id": RUN_ID,
@@ -46,9 +64,9 @@ def make_record(kind: str, *, loader=None, variant=None, arch=None, dataset=None
         "variant": variant,
         "arch": arch,
         "dataset": dataset or {},
-        "config": config or {},
+        "config": config,
         "hardware": fingerprint(),
-        "metrics": metrics or {},
+        "metrics": metrics,
         "status": status,
         "error": error,
     }
@@ -57,28 +75,98 @@ def make_record(kind: str, *, loader=None, variant=None, arch=None, dataset=None
 
 
 def append(record: dict, path: str | Path | None = None) -> Path:
-    """Append one line under an exclusive lock (several ranks/processes may write at once)."""
+    """Append one line under an exclusive lock: several processes (ranks, parallel runs) may
+    append at once and no line is lost or interleaved."""
     path = Path(path) if path else default_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, sort_keys=False, default=str) + "\n"
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return path
+    while True:
+        with open(path, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            # The file may have been replaced while we waited (git checkout, an editor): lock the current one.
+            if os.path.exists(path) and os.fstat(f.fileno()).st_ino == os.stat(path).st_ino:
+                f.seek(0, os.SEEK_END)
+                if f.tell() and not _ends_with_newline(f):
+                    line = "\n" + line  # a killed writer left half a line: damage only that one
+                f.write(line.encode())
+                f.flush()
+                os.fsync(f.fileno())
+                return path
 
 
-def load(paths) -> list[dict]:
-    """Records from files (a bad line names its file and line number)."""
-    out = []
+def _ends_with_newline(f) -> bool:
+    f.seek(-1, os.SEEK_END)
+    last = f.read(1)
+    f.seek(0, os.SEEK_END)
+    return last == b"\n"
+
+
+# -- reading: one policy for every reader ---------------------------------------------------
+@dataclass(frozen=True)
+class Skipped:
+    """A line that is not a record: named by file and line, counted, never fatal."""
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}"
+
+
+class Records(list):
+    """The records read (a list, in file order) and the lines skipped (`.skipped`)."""
+
+    def __init__(self, items=(), skipped=()):
+        super().__init__(items)
+        self.skipped: list[Skipped] = list(skipped)
+
+
+_warned: set = set()
+
+
+def warn_stderr(s: Skipped) -> None:
+    """Say once per process and line that a line was skipped (the ceiling lookup reads the
+    same file for every loader)."""
+    if (s.path, s.line, s.reason) not in _warned:
+        _warned.add((s.path, s.line, s.reason))
+        print(f"warning: skipped {s}", file=sys.stderr)
+
+
+def parse(text: str, source: str, warn=warn_stderr) -> Records:
+    """Records from JSON-lines text, each brought to the current schema; a line that is not a
+    JSON object with a `kind` (a truncated write, a merge marker) is skipped and reported."""
+    out = Records()
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            reason = None if isinstance(rec, dict) and rec.get("kind") else "not a record (no kind)"
+        except json.JSONDecodeError as e:
+            rec, reason = None, f"not JSON ({e.msg}, column {e.colno})"
+        if reason:
+            out.skipped.append(Skipped(str(source), i, reason))
+            if warn:
+                warn(out.skipped[-1])
+            continue
+        out.append(_normalise(upgrade(rec)))
+    return out
+
+
+def _normalise(rec: dict) -> dict:
+    for k in ("dataset", "config", "hardware", "metrics", "git"):
+        if not isinstance(rec.get(k), dict):
+            rec[k] = {}
+    rec.setdefault("status", "ok")
+    return rec
+
+
+def load(paths, warn=warn_stderr) -> Records:
+    """Records from files (missing files raise OSError). Unreadable lines are skipped, named
+    and counted in `.skipped` (and told to `warn`, stderr by default)."""
+    out = Records()
     for p in paths:
-        with open(p) as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        out.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{p}:{i}: not a JSON record ({e.msg})") from None
+        got = parse(Path(p).read_text(errors="replace"), str(p), warn)
+        out += got
+        out.skipped += got.skipped
     return out

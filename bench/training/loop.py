@@ -95,11 +95,12 @@ def evaluate(model: nn.Module, loader, device, amp, tta: bool, comm, max_steps: 
         hit = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
         counts += torch.stack([hit[:, 0].sum(), hit.any(dim=1).sum(), crit(logits, labels)]).to(torch.float64)
         samples += int(labels.shape[0])
-    ips = meter.metrics()["images_per_sec"]
+    timing = meter.metrics()
+    ips = timing["images_per_sec"]
     c1, c5, loss = comm.sum(counts).tolist()
     n = int(comm.sum(samples))
     return {"top1": round(c1 / max(n, 1), 4), "top5": round(c5 / max(n, 1), 4), "loss": round(loss / max(n, 1), 4),
-            "val_samples": n, "eval_images_per_sec": round(comm.sum(ips), 2)}
+            "val_samples": n, "eval_images_per_sec": round(comm.sum(ips), 2), "eval_steps": timing["steps"]}
 
 
 def over_ranks(m: dict, comm) -> dict:

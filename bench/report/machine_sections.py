@@ -1,0 +1,135 @@
+"""Per machine: the matrix of loaders at default settings, and steady state against stalls."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from . import cells as C
+from . import lookups as L
+from .document import Note, Section, Table
+from .headlines import Headline
+
+ACC_DATA = lambda h: h.rec["dataset"].get("name")  # noqa: E731
+
+
+def defaults_on(hs, machine: str, kinds) -> list[Headline]:
+    """Default-option headlines of a machine, the latest per (kind, loader, slot)."""
+    out = {}
+    for h in hs:
+        if h.machine == machine and h.kind in kinds and not h.options:
+            key = (h.kind, h.loader, h.slot, ACC_DATA(h) if h.kind == "accuracy" else None)
+            if key not in out or str(h.rec.get("time")) >= str(out[key].rec.get("time")):
+                out[key] = h
+    return list(out.values())
+
+
+def value_cell(h: Headline | None) -> str:
+    if h is None:
+        return C.DASH
+    if not h.ok:
+        return h.rec["status"]
+    v = C.ips(h.value())
+    return v if h.n < 2 else f"{v} ({C.runs(h)})"
+
+
+def _train_cell(h, hs) -> str:
+    if h is None or not h.ok:
+        return value_cell(h)
+    r = L.ratio_to_synthetic(h, hs)
+    wait = h.metrics.get("data_wait_frac")
+    extra = ", ".join(x for x in (f"{C.ratio(r)} synthetic" if r is not None else "", f"{C.pct(wait)} data wait" if wait is not None else "") if x)
+    return f"{value_cell(h)} ({extra})" if extra else value_cell(h)
+
+
+def _columns(hs, mine):
+    """The matrix's column specs: (header, cell function of a loader name)."""
+    pick = lambda kind, slot, loader: next((h for h in mine if h.kind == kind and h.slot == slot and h.loader == loader), None)  # noqa: E731
+    cols = [("loader-only train img/s", lambda n: value_cell(pick("loader", "train", n))),
+            ("× decode ceiling", lambda n: _ceiling_cell(pick("loader", "train", n), hs)),
+            ("loader-only val img/s", lambda n: value_cell(pick("loader", "val", n)))]
+    for arch in sorted({h.slot for h in mine if h.kind == "train"}, key=str):
+        syn = next((h for h in mine if h.kind == "train" and h.slot == arch and h.role == "ceiling" and h.ok), None)
+        head = f"{arch} training img/s" + (f" (synthetic {C.ips(syn.value())})" if syn else " (synthetic not measured)")
+        cols.append((head, lambda n, a=arch: _train_cell(pick("train", a, n), hs)))
+    for arch, data in sorted({(h.slot, ACC_DATA(h)) for h in mine if h.kind == "accuracy"}, key=str):
+        cell = lambda n, a=arch, d=data: C.accs(next((h.value() for h in mine if h.kind == "accuracy" and h.slot == a  # noqa: E731
+                                                       and ACC_DATA(h) == d and h.loader == n), None))
+        cols.append((f"top-1 {arch} ({data})", cell))
+    return cols
+
+
+def _ceiling_cell(h, hs) -> str:
+    r, computed = L.ceiling_ratio(h, hs) if h else (None, False)
+    return C.ratio(r) + ("*" if computed else "") if r is not None else C.DASH
+
+
+def matrix(hs, m) -> Section:
+    mine = [h for h in defaults_on(hs, m.id, ("loader", "train", "accuracy")) if h.role != "ceiling" or h.kind == "train"]
+    sec = Section(f"{m.label}: loaders at default settings", level=3, intro=(
+        "One row per loader (default options; variants are in the next table); each cell is the latest run of its "
+        "configuration, with the number of runs behind it and their min–max at the same commit where there are several. "
+        "Training cells: images/s, ratio to the compute ceiling (the synthetic loader: no input work) and the share of "
+        "step time spent waiting for data. × decode ceiling: loader-only images/s ÷ this machine's decode ceiling "
+        "(* computed here from the ceiling record, otherwise recorded with the run)."))
+    names = sorted({h.loader for h in mine if h.role == "loader"}, key=str)
+    if not names:
+        sec.add(Note("No loader records yet on this machine."))
+        return sec
+    cols = _columns(hs, mine)
+    t = sec.add(Table(["loader"] + [c[0] for c in cols] + ["status"]))
+    for n in names:
+        bad = defaultdict(list)
+        for h in mine:
+            if h.loader == n and not h.ok:
+                bad[h.rec["status"]].append(h.kind)
+        note = "; ".join(f"{s} ({', '.join(sorted(set(k)))}): see Errors" for s, k in bad.items()) or "ok"
+        t.add([n] + [f(n) for _, f in cols] + [note], "fail" if bad and all(not h.ok for h in mine if h.loader == n) else "")
+    for note in _settings_notes(mine):
+        sec.add(Note(note))
+    return sec
+
+
+def _settings_notes(mine) -> list[str]:
+    """What the cells were measured with, per kind: once if they agree, per configuration if not."""
+    out = []
+    for kind, keys in (("loader", ("data", "batch_size", "res", "workers", "steps")),
+                       ("train", ("data", "batch_size", "res", "workers", "steps", "device")),
+                       ("accuracy", ("recipe", "batch_size", "res", "epochs"))):
+        groups = defaultdict(list)
+        for h in mine:
+            if h.kind == kind and h.ok:
+                groups[C.brief(h.settings, keys)].append(f"{h.loader} {h.slot or ''}".strip())
+        if len(groups) == 1:
+            out.append(f"{kind} settings: {next(iter(groups))}.")
+        elif groups:
+            out.append(f"{kind} settings differ: " + "; ".join(f"{', '.join(sorted(v))}: {k}" for k, v in groups.items()) + ".")
+    return out
+
+
+STEADY = ("steady_images_per_sec", "stall_s", "epoch_start_wait_s")
+
+
+def steady_state(hs, m) -> Section:
+    """Mean rate against the steady-state rate and the time lost to stalls."""
+    sec = Section(f"{m.label}: steady state and stalls", level=3, intro=(
+        "Mean: images/s over the measured window. Steady: the rate of the median step (what the loader sustains). "
+        "Stalls: time lost to steps far slower than the median, and what the first batch of each epoch inside the "
+        "window waited. Low mean with a steady rate near the ceiling means the loader stalls (often at epoch starts), "
+        "not that it is slow. p10–p90 are over windows of several steps."))
+    rows = [h for h in defaults_on(hs, m.id, ("loader", "train", "eval")) if h.ok and (h.role == "loader" or h.kind == "train")]
+    have = [h for h in rows if any(k in h.metrics for k in STEADY)]
+    if have:
+        t = sec.add(Table(["kind", "loader", "split / arch", "mean img/s", "steady img/s", "stall time", "stall steps",
+                           "epoch starts", "epoch-start wait", "p10–p90 img/s", "window"]))
+        for h in sorted(have, key=lambda h: (h.kind, str(h.slot), str(h.loader))):
+            x = h.metrics
+            band = f"{C.ips(x.get('p10'))}–{C.ips(x.get('p90'))}" if x.get("window_steps") else C.NOT_MEASURED
+            t.add([h.kind, h.loader, C.text(h.slot), C.ips(x.get("images_per_sec")), C.ips(x.get("steady_images_per_sec")),
+                   C.secs(x.get("stall_s")), C.text(x.get("stall_steps")), C.text(x.get("epoch_starts")), C.secs(x.get("epoch_start_wait_s")),
+                   band, f"{x.get('steps', C.DASH)} steps" + (f" (windows of {x['window_steps']})" if x.get("window_steps") else "")])
+    missing = sorted(f"{h.kind} {h.loader} {h.slot or ''}".strip() for h in rows if h not in have)
+    if missing:
+        which = f"any of the {len(missing)} configurations above" if not have else ", ".join(missing)
+        sec.add(Note(f"Steady-state rate and stall time {C.NOT_MEASURED} for {which} (their records predate "
+                     "these metrics; their per-step percentiles are kept in the records as step_p10/50/90 and not shown: a "
+                     "prefetched batch arrives in microseconds, so they are no throughput)."))
+    return sec
