@@ -5,7 +5,8 @@
     python -m bench.run --mode accuracy --recipe cpu-demo
 
 Each measurement appends one JSON record (config, hardware fingerprint, metrics, status) to
---out (default results/<machine>.jsonl); a configuration that fails becomes a record with
+--out (default results/local/<machine>.jsonl, git-ignored: ad-hoc runs never touch the
+committed records; `--out results` writes results/<machine>.jsonl); a configuration that fails becomes a record with
 status error, and the run goes on. The configuration is bench/cli/config.py, the modes are
 bench/harness/, the training core bench/training/.
 """

@@ -38,7 +38,15 @@ from loaders.spec import LoaderSpec  # noqa: E402
 # -- model and image ------------------------------------------------------------------------
 def load(checkpoint: str | Path, device="cpu") -> tuple[nn.Module, dict]:
     """The model a checkpoint holds, in eval mode, and its metadata (arch, classes, res, config)."""
-    blob = torch.load(checkpoint, map_location=device, weights_only=False)
+    if not Path(checkpoint).is_file():
+        raise SystemExit(f"error: --checkpoint {checkpoint}: no such file")
+    try:
+        blob = torch.load(checkpoint, map_location=device, weights_only=False)
+    except Exception as e:  # not a torch file at all (a JPEG, a truncated download, ...)
+        raise SystemExit(f"error: --checkpoint {checkpoint}: not a checkpoint ({type(e).__name__}); write one with "
+                         "`python -m bench.run --mode accuracy ... --save-checkpoint PATH`") from None
+    if not isinstance(blob, dict):
+        blob = {}
     missing = [k for k in ("model", "arch", "classes") if k not in blob]
     if missing:
         raise SystemExit(f"error: {checkpoint}: no {missing[0]!r} in the checkpoint; write one with "
@@ -55,8 +63,15 @@ def prepare_image(path: str | Path, res: int, crop_ratio: float, device="cpu") -
     """(normalised 1x3xHxW input, the HxWx3 uint8 crop) as validation would make them."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        arr = val_crop(img, res, int(round(res / crop_ratio)))
+    from PIL import UnidentifiedImageError
+
+    if not Path(path).is_file():
+        raise SystemExit(f"error: --image {path}: no such file")
+    try:
+        with Image.open(path) as img:
+            arr = val_crop(img, res, int(round(res / crop_ratio)))
+    except (UnidentifiedImageError, OSError) as e:
+        raise SystemExit(f"error: --image {path}: not an image PIL can read ({e.__class__.__name__}); give a JPEG or PNG") from None
     spec = LoaderSpec(device=str(device), dtype="float32", channels_last=False)
     return normalize(torch.from_numpy(np.array(arr))[None], spec), arr
 
@@ -194,6 +209,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-channels", type=int, default=64, help="channels (panels) per grid")
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
+    for flag in ("layers", "max_channels"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be a positive integer")
     for path in visualize(args.checkpoint, args.image, args.out, args.layers, args.max_channels, args.device):
         print(path)
     return 0

@@ -87,3 +87,20 @@ def test_summary_and_missing_file(files, tmp_path):
     assert "1,200" in tv and " 3 " in tv
     rc, out, err = cli(tmp_path / "nope.jsonl")
     assert rc == 2 and err.strip() == f"error: no such records file: {tmp_path / 'nope.jsonl'}"
+
+
+@pytest.mark.parametrize("args,says", [(["--sumary"], "did you mean --summary?"), (["--compare", "x"], "expected 2 arguments")])
+def test_a_bad_argument_is_one_line_exit_2(args, says, capsys):
+    from bench.report.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and says in line, line
+
+
+def test_the_report_says_which_files_it_read(files, tmp_path):
+    rc, out, _ = cli(*files, "--out", tmp_path / "rep")
+    assert rc == 0
+    assert f"read 2 records files: {files[0]}, {files[1]}" in out

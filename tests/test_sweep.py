@@ -47,5 +47,14 @@ def test_a_failure_during_training_becomes_a_record_and_the_sweep_goes_on(tiny_r
     final = recs[-1]
     assert final["metrics"]["epochs"] == 2 and final["metrics"]["params"] == sum(
         p.numel() for p in models.create("seed_cnn", 3, res=32).parameters())
-    assert final["config"]["model_variant"] == "native" and final["config"]["transfer"] == "scratch"
+    assert final["config"]["model_variant"] == "native" and final["config"].get("transfer") is None  # not a transfer arm
     assert torch.get_num_threads() >= 1
+
+
+def test_a_diverged_run_is_an_error_record_not_chance_accuracy(tiny_root, tmp_path):
+    out = tmp_path / "r.jsonl"
+    code = main(["--mode", "accuracy", "--loader", "torchvision", "--arch", "seed_cnn", "--data", str(tiny_root), "--epochs", "3",
+                 "--batch-size", "4", "--res", "32", "--amp", "off", "--lr", "1e30", "--no-progress", "--out", str(out)])
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert code == 1 and [(r["kind"], r["status"]) for r in recs] == [("accuracy", "error")]
+    assert recs[0]["error"].startswith("FloatingPointError: training diverged in epoch 1: the train loss is nan")

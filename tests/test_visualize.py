@@ -73,3 +73,19 @@ def test_a_file_that_is_not_our_checkpoint_is_one_line_of_error(tmp_path, tiny):
     torch.save({"fc.weight": torch.zeros(2, 2)}, bad)
     with pytest.raises(SystemExit, match="--save-checkpoint"):
         visualize(bad, tiny.samples("val")[0][0], tmp_path)
+
+
+@pytest.mark.parametrize("case", ["missing checkpoint", "not a torch file", "missing image", "not an image"])
+def test_bad_inputs_are_one_line_exit_nonzero(case, checkpoints, tiny, tmp_path):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\xff\xd8 not really anything")
+    ckpt, image = str(checkpoints["seed_cnn"]), tiny.samples("val")[0][0]
+    ckpt, image, says = {"missing checkpoint": (str(tmp_path / "nope.pt"), image, "no such file"),
+                         "not a torch file": (str(junk), image, "not a checkpoint"),
+                         "missing image": (ckpt, str(tmp_path / "nope.jpg"), "no such file"),
+                         "not an image": (ckpt, str(junk), "not an image")}[case]
+    p = subprocess.run([sys.executable, "-m", "bench.visualize", "--checkpoint", ckpt, "--image", image, "--out",
+                        str(tmp_path / "maps")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert line.startswith("error: ") and says in line, line

@@ -78,7 +78,7 @@ class Data:
 
 @dataclass(frozen=True)
 class Schedule:
-    """schedule: epochs, learning rate and resolution over the run"""
+    """how long to train (schedule): epochs, learning rate and resolution over the run"""
     epochs: int = opt(1, "epochs (accuracy mode)")
     min_steps: Optional[int] = opt(None, "accuracy mode: at least this many optimiser steps; a small data set's schedule (epochs, "
                                          "warm-up, LR peak) is stretched to reach it (bench/training/schedule_rule.py); 0: off")
@@ -95,7 +95,7 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Measure:
-    """measurement window"""
+    """how long to measure (the measurement window)"""
     steps: Optional[int] = opt(None, "measured steps (loader/train/eval); per-epoch cap in accuracy mode")
     warmup: int = opt(5, "unmeasured warm-up steps before timing")
     seconds: Optional[float] = opt(None, "stop measuring after this many seconds")
@@ -138,12 +138,14 @@ class Checkpoint:
     save_checkpoint: Optional[str] = opt(None, "save the final model here")
     init: Optional[str] = opt(None, "initialise from a checkpoint (classifier replaced if classes differ)")
     freeze_backbone: bool = opt(False, "with --init: train the classifier only")
+    transfer_baseline: bool = opt(False, "without --init: this run from scratch is the baseline arm of a transfer-learning "
+                                          "comparison (recorded as transfer 'scratch', shown beside the frozen and full arms)")
 
 
 @dataclass(frozen=True)
 class Output:
     """output"""
-    out: Optional[str] = opt(None, "results file (default results/<machine>.jsonl)")
+    out: Optional[str] = opt(None, "records file or folder (default results/local/<machine>.jsonl, git-ignored; make bench and --out results write the committed results/<machine>.jsonl)")
     json: bool = opt(False, "print the records as JSON lines, nothing else on stdout")
     progress: bool = opt(True, "progress bars")
 

@@ -92,7 +92,7 @@ class Parser(argparse.ArgumentParser):
             choices = [c.strip(" '") for c in m.group(3).split(",")]
             close = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-        self.exit(2, f"error: {message}{hint} (python -m bench.run --help lists every flag)\n")
+        self.exit(2, f"error: {message}{hint} ({self.prog} --help lists every flag)\n")
 
 
 def _help(f, cls) -> str:

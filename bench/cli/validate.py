@@ -71,6 +71,8 @@ def _files(cfg: RunConfig) -> str | None:
         return "--resume auto looks in --checkpoint-dir: give it too (e.g. --checkpoint-dir checkpoints)"
     if cfg.checkpoint.freeze_backbone and not cfg.checkpoint.init:
         return "--freeze-backbone trains the classifier of --init's weights: give --init too"
+    if cfg.checkpoint.transfer_baseline and cfg.checkpoint.init:
+        return "--transfer-baseline is the from-scratch arm: drop --init (or drop --transfer-baseline for the full arm)"
     return None
 
 

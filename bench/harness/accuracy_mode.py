@@ -38,6 +38,10 @@ def run(ctx, name: str, arch: str) -> list[dict]:
         log(f"resumed from {resume} after {where}")
 
     records = []
+
+    def about(arch, epoch):  # what a checkpoint says about its network
+        return {"arch": arch, "classes": ctx.dataset.classes, "res": res_at(epoch, cfg.schedule, cfg.data.res)}
+
     config = ctx.resolved(name, arch, **describe_model(cfg, arch))
     spec = ctx.spec(name, res=res_at(state.epoch, cfg.schedule, cfg.data.res))
     with loaders.build(name, "train", ctx.dataset, spec) as train, loaders.build(name, "val", ctx.dataset, spec) as val, \
@@ -47,8 +51,8 @@ def run(ctx, name: str, arch: str) -> list[dict]:
 
         def on_epoch(state, m):
             records.append(ctx.record("epoch", loader=name, arch=arch, metrics=m, config=config))
-            if ckpt and comm.is_main:
-                checkpoint.save(ckpt, state, cfg.flat())
+            if ckpt and comm.is_main:  # self-describing, as --save-checkpoint's: bench.visualize reads either
+                checkpoint.save(ckpt, state, cfg.flat(), extra=about(arch, state.epoch))
             comm.barrier()  # nobody reads a checkpoint that is still being written
             bar.update()
             bar.set_postfix(top1=m["top1"], loss=m["train_loss"])
@@ -60,8 +64,7 @@ def run(ctx, name: str, arch: str) -> list[dict]:
             raise preempted(ctx, state, ckpt or Path("checkpoints") / ckpt_name(arch, name), flag.signum, records)
     records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final_metrics(state), config=config))
     if cfg.checkpoint.save_checkpoint and comm.is_main:
-        checkpoint.save(cfg.checkpoint.save_checkpoint, state, cfg.flat(),
-                        extra={"arch": arch, "classes": ctx.dataset.classes, "res": res_at(cfg.schedule.epochs, cfg.schedule, cfg.data.res)})
+        checkpoint.save(cfg.checkpoint.save_checkpoint, state, cfg.flat(), extra=about(arch, cfg.schedule.epochs))
     return records
 
 
@@ -79,11 +82,13 @@ def final_metrics(state) -> dict:
 
 def describe_model(cfg, arch: str) -> dict:
     """What the record's config says about the network: the variant models.create built at the
-    first train resolution ('small' | 'imagenet' | 'native') and the transfer arm: 'scratch'
-    (fresh weights), 'frozen' (--init, only the classifier trains) or 'full' (--init, every layer)."""
+    first train resolution ('small' | 'imagenet' | 'native') and the transfer arm: 'frozen'
+    (--init, only the classifier trains), 'full' (--init, every layer) or 'scratch' (fresh weights,
+    --transfer-baseline); None for an ordinary run, which the per-architecture table shows."""
     import models
 
-    transfer = "scratch" if not cfg.checkpoint.init else "frozen" if cfg.checkpoint.freeze_backbone else "full"
+    ck = cfg.checkpoint
+    transfer = ("frozen" if ck.freeze_backbone else "full") if ck.init else "scratch" if ck.transfer_baseline else None
     return {"model_variant": models.variant(arch, res_at(0, cfg.schedule, cfg.data.res)), "transfer": transfer}
 
 

@@ -19,7 +19,9 @@ python -m bench.report --compare A B            two record sets (files, machines
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m bench.report", usage=USAGE, description="Hardware comparison report from result records.")
+    from ..cli.parser import Parser  # one-line errors with a "did you mean"
+
+    ap = Parser(prog="python -m bench.report", usage=USAGE, description="Hardware comparison report from result records.")
     ap.add_argument("files", nargs="*", type=Path, help="records files (default: every results/*.jsonl)")
     ap.add_argument("--out", type=Path, default=REPO / "results", help="output folder (default: results/)")
     ap.add_argument("--feature-maps", type=Path, default=None, help="folder of bench.visualize PNGs per arch (default: OUT/feature_maps)")
@@ -78,6 +80,11 @@ def main(argv=None) -> int:
     return _write(a, files, since, write_report)
 
 
+def _short(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def _write(a, files, since, write_report) -> int:
     if a.since:
         try:
@@ -88,7 +95,8 @@ def _write(a, files, since, write_report) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     done = write_report(files, a.out, a.feature_maps or a.out / "feature_maps")
     skipped = f" ({len(done['skipped'])} unreadable lines skipped)" if done["skipped"] else ""
-    where = f"report: {done['md']}, {done['html']}, {done['plots']}/*.png{skipped}"
+    read = ", ".join(_short(f) for f in files)
+    where = f"report: {done['md']}, {done['html']}, {done['plots']}/*.png{skipped}\nread {len(files)} records files: {read}"
     if not a.since:
         print(f"wrote {where}")
         return 0

@@ -11,6 +11,7 @@ counts are summed over ranks by the communicator, so every figure is over the wh
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 
 import torch
@@ -136,6 +137,9 @@ def fit(state: TrainState, train_loader, val_loader, schedule, evaluation, comm,
             state.partial["wall_s"] += time.perf_counter() - t0
             return False
         tm = over_ranks(tm, comm)
+        if not math.isfinite(tm["train_loss"]):  # every later epoch would be noise: stop, the sweep records why
+            raise FloatingPointError(f"training diverged in epoch {state.epoch + 1}: the train loss is {tm['train_loss']}; "
+                                     "lower --lr (a network without BatchNorm, such as alexnet, needs about a tenth)")
         ev = evaluate(state.model, val_loader, state.device, state.amp, evaluation.tta, comm)
         if state.ema is not None:
             ema = evaluate(state.ema.module, val_loader, state.device, state.amp, evaluation.tta, comm)
