@@ -58,7 +58,9 @@ def test_help_is_grouped_lists_loaders_and_archs_and_has_examples():
     for g in ("what to run", "data", "how long", "compute", "optimisation", "evaluation", "checkpoints", "output"):
         assert any(g in x for x in groups), (g, groups)
     flat = " ".join(p.stdout.split())  # argparse wraps the help lines
-    assert "torchvision, torchvision-gpu, dali" in flat and "resnet18" in flat and "(default: " in flat
+    listed = flat.split("; here: ")[1].split(" --")[0]
+    assert {"synthetic", "torchvision", "torchvision-gpu", "dali", "dali-cpu", "ffcv"} <= set(listed.replace(",", " ").split())
+    assert "resnet18" in flat and "mobilenet_v3_small" in flat and "(default: " in flat
     assert "examples (CPU" in p.stdout and "on a GPU machine:" in p.stdout
 
 
