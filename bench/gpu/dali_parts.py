@@ -5,7 +5,8 @@
 
 Steps: `pip download --no-deps --only-binary=:all: --python-version X` of PACKAGES (or the
 wheels already in --wheels), unpack them into one tree, trim what cannot be used there (other
-Pythons' extension modules, C headers, nvcomp's command-line tool), tar it (sorted, mtime 0,
+Pythons' extension modules, C headers, nvcomp's command-line tool, nvImageCodec's nvTIFF
+extension), tar it (sorted, mtime 0,
 so the same wheels give the same bytes), xz it and cut the stream into parts:
 OUT/dali-cp312.tar.xz.00, .01, ... and OUT/MANIFEST.json (each part's size and sha256).
 bench/gpu/dali_install.py joins them there. Run it in the checkout the session was started in
@@ -45,8 +46,10 @@ MANIFEST = "MANIFEST.json"
 PART_MIB = 60
 # A call carries the working tree too (~2 MiB): 60 MiB parts keep each call under its 64 MiB.
 _EXT = re.compile(r"\.cpython-(\d+t?)-[^/]*\.so(\.\d+)*$")
+# nvImageCodec's nvTIFF extension: nvTIFF does not travel, and the extension prints an [ERROR]
+# line at every start without it (TIFFs still decode through its libtiff extension).
 DROP_PREFIXES = ("nvidia/libnvcomp/bin/", "nvidia/libnvcomp/include/", "nvidia/dali/include/",
-                 "nvidia/nvimgcodec/include/")
+                 "nvidia/nvimgcodec/include/", "nvidia/nvimgcodec/extensions/libnvtiff_ext")
 
 
 def part_name(tag: str, i: int) -> str:
@@ -80,6 +83,8 @@ def stage(wheels: list[Path], tag: str, root: Path) -> dict:
     """Unpack the wheels' kept members into root; return what was kept and trimmed."""
     kept = dropped = kept_bytes = dropped_bytes = 0
     for whl in wheels:
+        if not zipfile.is_zipfile(whl):
+            raise SystemExit(f"dali_parts: {whl} is not a wheel (a zip file): download it again")
         with zipfile.ZipFile(whl) as z:
             for info in z.infolist():
                 if info.is_dir():
