@@ -5,33 +5,40 @@
 #   GPU_CHECK_SMOKE=1 OUT=/tmp/out bash bench/gpu_check.sh   # dry run here, tiny sizes, CPU
 #
 # Runs from the repo root with the machine's own python3/torch/torchvision (PYTHONPATH=., no
-# venv, no installs, no network). Steps, in order, each time-boxed (`timeout`) inside one
-# overall budget (GPU_CHECK_BUDGET), going on past failures:
-#   1 fingerprint (nvidia-smi, bench.hardware, which loaders are available); build
-#     loaders/_native.c in place if the machine can
-#   2 embedded dataset (loaders/embedded.py, up to 8 processes), under $LOADERBENCH_DATA
+# venv, no network). Steps, in order of what matters most, each time-boxed (`timeout`) inside
+# one overall budget (GPU_CHECK_BUDGET, 465 s: the whole check within 8 minutes), going on
+# past failures; what the budget cannot fit is recorded as skipped:
+#   1 fingerprint; DALI from its parts if they are there (.gl/dali/* of this call and what
+#     earlier calls left in $GPU_CHECK_DALI_PARTS: bench/gpu/dali_install.py, README-gpu.md);
+#     loaders/_native.c built in place if the machine can
+#   2 two embedded datasets under $LOADERBENCH_DATA: the steady-state one (GPU_CHECK_N=1024:
+#     10,240 train images = 40 batches of 256, so warm-up + measured steps, 5 + 30 in loader
+#     mode and 10 + 30 in train mode, never cross an epoch; val 2,560 = 10 batches, measured
+#     2 + 8) and a deliberately small one (GPU_CHECK_SMALL_N=128: 1,280 train = 5 batches, an
+#     epoch start every 5 steps, what fine-tuning and CIFAR-sized sets pay)
 #   3 pytest -m gpu (tests/benchmarks left out: its conftest shadows tests/conftest.py)
 #   4 pixel parity, torchvision-gpu vs torchvision (val and train), -> $OUT/parity.json
-#   5 loader mode: synthetic, torchvision (workers = cores), torchvision-gpu, dali, dali-cpu;
-#     then torchvision with its thread pool, torchvision in chunks of 16 and torchvision-gpu
-#     with 2 producers (train split)
-#   6 train, eager: resnet50 + resnet18, same loaders (synthetic first: the ceiling); then
-#     torchvision in chunks of 16 and torchvision-gpu with 2 producers
-#   7 train, --compile: resnet18, then resnet50 (what the budget leaves)
-#   8 summary tables + one `gpu_check` record with every step's outcome
+#   5 loader mode, steady state: synthetic, torchvision (workers = cores), torchvision-gpu,
+#     dali, dali-cpu; then the same on the small set (epoch starts included)
+#   6 train, eager: resnet50 + resnet18 on the steady set (synthetic first: the ceiling), then
+#     resnet50 on the small set
+#   7 train --compile resnet50; `--mode scaling` (torchvision, dali-cpu: 1, 2, 4, .. workers);
+#     the alternatives (torchvision chunk=16 and pool=threads, torchvision-gpu producers=2);
+#     train --compile resnet18 with what the budget leaves
+#   8 summary tables (each row with its epoch starts inside the window) + one `gpu_check`
+#     record with every step's outcome (bench/gpu/check_summary.py)
 # Loaders that cannot run here (DALI not installed, torchvision-gpu without CUDA) still get
 # their `unavailable` records, with the reason. Train: 224 px, bf16 autocast, channels-last,
 # batch 256.
 #
 # Writes under $OUT: gpu.jsonl (every record), gpu_check.log (all output), parity.json,
-# pytest_gpu.xml. Knobs (env): GPU_CHECK_BUDGET (s, default 500), GPU_CHECK_N (embedded train
-# images per class, default 1024: 10240 train = 40 full batches of 256, so no odd-sized last
-# batch recompiles a compiled model mid-measurement, and warm-up + measured train steps (10 + 30)
-# fit in one epoch: the 2026-11-26 runs used 512 (20 batches), and two epoch starts fell inside
-# each measured window, a stall ImageNet's 5,000 batches per epoch would amortise), GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1,
-# GPU_CHECK_ONLY (comma list of pytest,parity,loader,eager,compile: run
-# only those, e.g. a rerun of `compile` on the same warm machine, whose dataset and inductor
-# caches are still there; fingerprint and dataset always run), GPU_CHECK_SMOKE_COMPILE=1 (also run the --compile steps in smoke mode: slow on CPU), PYTHON.
+# pytest_gpu.xml. Knobs (env): GPU_CHECK_BUDGET (s), GPU_CHECK_N, GPU_CHECK_SMALL_N,
+# GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1, GPU_CHECK_DALI_PARTS (/tmp/dali-parts),
+# GPU_CHECK_DALI_SITE (/tmp/dali-site), GPU_CHECK_ONLY (comma list of
+# pytest,parity,loader,small,eager,compile,scaling,extras: run only those, e.g. a rerun of
+# `compile` on the same warm machine, whose datasets and inductor caches are still there;
+# fingerprint, DALI and datasets always run), GPU_CHECK_SMOKE_COMPILE=1 (also run the
+# --compile steps in smoke mode: slow on CPU), PYTHON.
 set -u -o pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
@@ -61,18 +68,21 @@ if [[ $SMOKE != 1 ]] && compgen -G "$WHEELS/*.whl" >/dev/null; then
 fi
 
 if [[ $SMOKE == 1 ]]; then
-    BUDGET=${GPU_CHECK_BUDGET:-900}; N=${GPU_CHECK_N:-4}; BATCH=${GPU_CHECK_BATCH:-8}; RES=32
-    LSTEPS=${GPU_CHECK_STEPS:-3}; TSTEPS=${GPU_CHECK_STEPS:-2}; LWARM=1; TWARM=1; CWARM=1; PARITY_N=24
+    BUDGET=${GPU_CHECK_BUDGET:-900}; N=${GPU_CHECK_N:-4}; SMALL_N=${GPU_CHECK_SMALL_N:-1}; BATCH=${GPU_CHECK_BATCH:-8}; RES=32
+    LSTEPS=${GPU_CHECK_STEPS:-3}; TSTEPS=${GPU_CHECK_STEPS:-2}; LWARM=1; TWARM=1; CWARM=1; VSTEPS=1; VWARM=1; PARITY_N=24
     SCALE=3  # the step caps below are for the GPU machine; smoke mode (2 busy cores) gets 3x
 else
-    BUDGET=${GPU_CHECK_BUDGET:-500}; N=${GPU_CHECK_N:-1024}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
-    LSTEPS=${GPU_CHECK_STEPS:-30}; TSTEPS=${GPU_CHECK_STEPS:-30}; LWARM=5; TWARM=10; CWARM=10; PARITY_N=256
+    BUDGET=${GPU_CHECK_BUDGET:-465}; N=${GPU_CHECK_N:-1024}; SMALL_N=${GPU_CHECK_SMALL_N:-128}; BATCH=${GPU_CHECK_BATCH:-256}; RES=224
+    LSTEPS=${GPU_CHECK_STEPS:-30}; TSTEPS=${GPU_CHECK_STEPS:-30}; LWARM=5; TWARM=10; CWARM=10; VSTEPS=8; VWARM=2; PARITY_N=256
     SCALE=1
 fi
 RESERVE=15  # seconds kept for the summary at the end
 DATA="embedded:$N"
+SMALL="embedded:$SMALL_N"
 ARCHS=resnet50,resnet18
 LOADERS=synthetic,torchvision,torchvision-gpu,dali,dali-cpu
+DALI_PARTS=${GPU_CHECK_DALI_PARTS:-/tmp/dali-parts}
+DALI_SITE=${GPU_CHECK_DALI_SITE:-/tmp/dali-site}
 T0=$(date +%s)
 
 # bench.run, with torchvision-gpu registered if loaders/__init__.py does not list it yet.
@@ -85,11 +95,11 @@ if "torchvision-gpu" not in loaders.REGISTRY:
 from bench.run import main
 sys.exit(main(sys.argv[1:]))
 '
-COMMON=(--data "$DATA" --out "$REC" --no-progress --batch-size "$BATCH" --res "$RES")
+COMMON=(--out "$REC" --no-progress --batch-size "$BATCH" --res "$RES")  # --data per step
 
 STEP_NAMES=() STEP_STATUS=() STEP_SECS=()
 
-ONLY=${GPU_CHECK_ONLY:-pytest,parity,loader,eager,compile}
+ONLY=${GPU_CHECK_ONLY:-pytest,parity,loader,small,eager,compile,scaling,extras}
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
@@ -100,7 +110,7 @@ step() {
     local left=$(( BUDGET - $(elapsed) - RESERVE ))
     if (( left < 10 )); then
         echo; echo "== [$(elapsed)s] $name: SKIPPED (budget of ${BUDGET}s spent)"
-        STEP_NAMES+=("$name") STEP_STATUS+=("skipped-budget") STEP_SECS+=(0)
+        STEP_NAMES+=("$name") STEP_STATUS+=("skipped: budget") STEP_SECS+=(0)
         return 0
     fi
     local t=$(( cap < left ? cap : left ))
@@ -164,8 +174,8 @@ for name, why in loaders.available().items():
 PY
 }
 
-make_data() {
-    "$PY" - "$DATA" <<'PY'
+make_data() {  # make_data DATA
+    "$PY" - "$1" <<'PY'
 import os, sys, time
 from loaders.datasets import resolve
 t = time.perf_counter()
@@ -174,113 +184,48 @@ print(ds.describe(), f"ready in {time.perf_counter() - t:.1f}s on {len(os.sched_
 PY
 }
 
-parity() {
-    "$PY" - "$DATA" "$PARITY_N" "$OUT/parity.json" <<'PY'
-"""torchvision-gpu (CUDA if there, else its CPU path) vs the torchvision backend, 0-255 levels."""
-import json, sys, time
-import torch
-from loaders import LoaderSpec, build
-from loaders.datasets import Dataset, resolve
-from loaders.torchvision_gpu import TorchvisionGpuLoader
+parity() { "$PY" -m bench.gpu.parity "$DATA" "$PARITY_N" "$OUT/parity.json"; }
 
-data, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-ds = resolve(data, progress=False)
-device = "cuda" if torch.cuda.is_available() else "cpu"
-spec = LoaderSpec(batch_size=32, res=224, val_res=224, seed=7)
-result = {"device": device, "images": {}, "decoder": {}}
-for split in ("val", "train"):
-    samples = ds.samples(split)[:: max(1, len(ds.samples(split)) // n)][:n]
-    sub = Dataset(ds.name + "-parity", ds.root, ds.classes, {"train": samples, "val": samples}, ds.fingerprint + "-p")
-    t = time.perf_counter()
-    with TorchvisionGpuLoader(split, sub, spec.with_(device=device)) as L:
-        a = torch.cat([x.float().cpu() for x, _ in L]); result["decoder"][split] = L.describe()
-    with build("torchvision", split, sub, spec.with_(device="cpu")) as L:
-        b = torch.cat([x.float().cpu() for x, _ in L])
-    std = torch.tensor(spec.std).view(1, 3, 1, 1)
-    d = ((a - b) * std).abs()
-    per = d.mean((1, 2, 3))
-    r = {"mean_abs_levels": round(float(d.mean()), 4), "worst_image_levels": round(float(per.max()), 4),
-         "p99_levels": round(float(d.flatten()[:: 97].quantile(0.99)), 2), "max_levels": round(float(d.max()), 2),
-         "images": len(samples), "seconds": round(time.perf_counter() - t, 2)}
-    result[split] = r
-    print(f"parity {split:<5} {device}: mean |diff| {r['mean_abs_levels']:.3f} levels, worst image "
-          f"{r['worst_image_levels']:.3f}, p99 {r['p99_levels']}, max {r['max_levels']} over {len(samples)} images")
-print("decoder stats:", json.dumps(result["decoder"]))
-json.dump(result, open(out, "w"), indent=1)
-sys.exit(0 if result["val"]["mean_abs_levels"] <= 2.0 else 1)
-PY
+# DALI from its parts: those this call carried (.gl/dali/*) join what earlier calls copied to
+# $DALI_PARTS; with MANIFEST.json and every part there, it is unpacked into $DALI_SITE and
+# checked (import + one JPEG decoded on the CPU and on the GPU). Then the main shell takes its
+# PYTHONPATH/LD_LIBRARY_PATH, so every later step's dali/dali-cpu use it.
+dali_install() {
+    mkdir -p "$DALI_PARTS"
+    compgen -G ".gl/dali/*" >/dev/null && cp -f .gl/dali/MANIFEST.json .gl/dali/dali-*.tar.xz.* "$DALI_PARTS"/ 2>/dev/null
+    ls -l "$DALI_PARTS"
+    "$PY" -m bench.gpu.dali_install --parts "$DALI_PARTS" --target "$DALI_SITE" --check
 }
 
 summary() {
     echo; echo "== [$(elapsed)s] summary"
     local i
-    printf '%-42s %-22s %6s\n' step outcome secs
+    printf '%-46s %-22s %6s\n' step outcome secs
     for i in "${!STEP_NAMES[@]}"; do
-        printf '%-42s %-22s %6s\n' "${STEP_NAMES[$i]}" "${STEP_STATUS[$i]}" "${STEP_SECS[$i]}"
+        printf '%-46s %-22s %6s\n' "${STEP_NAMES[$i]}" "${STEP_STATUS[$i]}" "${STEP_SECS[$i]}"
     done
-    local steps_json
-    steps_json=$(for i in "${!STEP_NAMES[@]}"; do printf '%s\t%s\t%s\n' "${STEP_NAMES[$i]}" "${STEP_STATUS[$i]}" "${STEP_SECS[$i]}"; done)
-    STEPS_TSV=$steps_json timeout 60 "$PY" - "$REC" "$OUT" "$SMOKE" "$BUDGET" "$(elapsed)" <<'PY'
-import json, os, sys
-from pathlib import Path
-rec, out, smoke, budget, wall = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4]), int(sys.argv[5])
-steps = [dict(zip(("step", "outcome", "seconds"), l.split("\t"))) for l in os.environ.get("STEPS_TSV", "").splitlines() if l]
-records = [json.loads(l) for l in open(rec)] if os.path.exists(rec) else []
-parity = json.load(open(out / "parity.json")) if (out / "parity.json").exists() else None
-pytest = None
-xml = out / "pytest_gpu.xml"
-if xml.exists():
-    import xml.etree.ElementTree as ET
-    s = ET.parse(xml).getroot()
-    s = s if s.tag == "testsuite" else s.find("testsuite")
-    pytest = {k: int(s.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
-
-def cfg(r, k):
-    return (r.get("config") or {}).get(k)
-
-print("\nloader mode (images/s)")
-for r in records:
-    if r["kind"] == "loader":
-        m = r["metrics"]
-        print(f"  {r['loader']:<16} {cfg(r, 'loader_options') or '':<12} {str(r.get('variant')):<6} {m.get('images_per_sec', 0):>10.1f}  {r['status']} {(r.get('error') or '')[:90]}")
-print("\ntrain (images/s; ratio to synthetic; data-wait fraction)")
-for r in records:
-    if r["kind"] == "train":
-        m = r["metrics"]
-        mode = "compile" if cfg(r, "compile") else "eager"
-        ratio = m.get("ratio_to_synthetic")
-        print(f"  {str(r['arch']):<9} {mode:<8} {r['loader']:<16} {cfg(r, 'loader_options') or '':<12} {m.get('images_per_sec', 0):>9.1f}  "
-              f"{'' if ratio is None else f'{ratio:.3f}':>6}  {m.get('data_wait_frac', ''):>7}  {r['status']} {(r.get('error') or '')[:80]}")
-if parity:
-    print("\nparity vs torchvision (levels):", {k: parity[k]["mean_abs_levels"] for k in ("val", "train") if k in parity}, "on", parity["device"])
-if pytest:
-    print("pytest -m gpu:", pytest)
-bad = [s for s in steps if s["outcome"] != "ok" and not s["outcome"].startswith("skipped:")]
-skipped = [s for s in steps if s["outcome"].startswith("skipped:")]
-for st in steps:
-    st["seconds"] = int(st["seconds"])
-print(f"\n{len(records)} records in {rec}; steps: {len(steps) - len(bad) - len(skipped)} ok, {len(skipped)} skipped on purpose, "
-      f"{len(bad)} failed/timed out/cut; {wall}s of {budget}s")
-sys.path.insert(0, ".")
-from bench.results import append, make_record
-metrics = {"steps": steps, "steps_ok": len(steps) - len(bad) - len(skipped), "steps_failed": len(bad), "steps_total": len(steps), "wall_s": wall, "budget_s": budget,
-           "records": len(records), "smoke": smoke, "pytest_gpu": pytest,
-           "parity_val_levels": parity and parity.get("val", {}).get("mean_abs_levels"),
-           "parity_train_levels": parity and parity.get("train", {}).get("mean_abs_levels"),
-           "parity_device": parity and parity.get("device")}
-append(make_record("gpu_check", variant="smoke" if smoke else "full", metrics=metrics,
-                   status="ok" if not bad else "error", error="; ".join(f"{s['step']}: {s['outcome']}" for s in bad) or None), rec)
-PY
+    STEPS_TSV=$(for i in "${!STEP_NAMES[@]}"; do printf '%s\t%s\t%s\n' "${STEP_NAMES[$i]}" "${STEP_STATUS[$i]}" "${STEP_SECS[$i]}"; done) \
+        timeout 60 "$PY" -m bench.gpu.check_summary "$REC" "$OUT" "$SMOKE" "$BUDGET" "$(elapsed)"
 }
 
-export PY DATA OUT PARITY_N WRAP SMOKE BUDGET CORES BATCH RES N
-export -f bench build_native fingerprint make_data parity
+last_ok() { [[ ${STEP_STATUS[-1]:-} == ok ]]; }
+
+export PY DATA OUT PARITY_N WRAP SMOKE BUDGET CORES BATCH RES N DALI_PARTS DALI_SITE
+export -f bench build_native fingerprint make_data parity dali_install
 
 main() {
     echo "gpu_check: $(date -u +%FT%TZ)"
     step "fingerprint" 60 fingerprint
+    if compgen -G ".gl/dali/*" >/dev/null || [[ -f $DALI_PARTS/MANIFEST.json ]]; then
+        step "dali install (parts -> $DALI_SITE)" 90 dali_install
+        # eval in this shell (a step runs in a child); --env is a no-op unpack the second time
+        last_ok && eval "$("$PY" -m bench.gpu.dali_install --parts "$DALI_PARTS" --target "$DALI_SITE" --env)"
+    else
+        skip "dali install" "no DALI parts in .gl/dali or $DALI_PARTS: dali/dali-cpu use what $PY imports"
+    fi
     step "build loaders._native" 60 build_native
-    step "dataset $DATA" 120 make_data
+    step "dataset $DATA (steady state)" 120 make_data "$DATA"
+    step "dataset $SMALL (small: epoch starts)" 30 make_data "$SMALL"
     if [[ ! -f "$LOADERBENCH_DATA/embedded-v1-$N/MANIFEST.json" ]]; then
         echo "no dataset: the measurements below would only fail; stopping"
         summary; return 1
@@ -295,34 +240,39 @@ main() {
     # not installed, torchvision-gpu without CUDA); records are appended as each one finishes,
     # so a step cut by its timeout keeps what it measured. Synthetic first: in train mode its
     # result is the ceiling every real loader's ratio_to_synthetic divides by.
-    want loader && step "loader mode: $LOADERS" 120 bench --mode loader --loader "$LOADERS" --split both --workers "$CORES" \
-        --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
-
-    # The alternatives to the defaults, train split: torchvision's thread pool (the default
-    # below 5 workers; above, processes) and torchvision-gpu with 2 producer threads.
-    want loader && step "loader mode: torchvision pool=threads" 40 bench --mode loader --loader torchvision \
-        --loader-options pool=threads --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
-    want loader && step "loader mode: torchvision chunk=16" 40 bench --mode loader --loader torchvision \
-        --loader-options chunk=16 --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
-    want loader && step "loader mode: torchvision-gpu producers=2" 40 bench --mode loader --loader torchvision-gpu \
-        --loader-options producers=2 --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" "${COMMON[@]}"
+    local lm=(--mode loader --loader "$LOADERS" --workers "$CORES" "${COMMON[@]}")
+    want loader && step "loader mode, steady, train: $LOADERS" 90 bench "${lm[@]}" --data "$DATA" --split train \
+        --steps "$LSTEPS" --warmup "$LWARM"
+    want loader && step "loader mode, steady, val" 60 bench "${lm[@]}" --data "$DATA" --split val \
+        --steps "$VSTEPS" --warmup "$VWARM"
+    want small && step "loader mode, small $SMALL, train" 60 bench "${lm[@]}" --data "$SMALL" --split train \
+        --steps "$LSTEPS" --warmup "$LWARM"
 
     local train=(--mode train --amp bf16 --channels-last --steps "$TSTEPS" --loader "$LOADERS" "${COMMON[@]}")
-    want eager && step "train eager $ARCHS" 180 bench "${train[@]}" --warmup "$TWARM" --arch "$ARCHS"
-    want eager && step "train eager torchvision chunk=16" 60 bench "${train[@]}" --loader torchvision \
-        --loader-options chunk=16 --warmup "$TWARM" --arch "$ARCHS"
-    want eager && step "train eager torchvision-gpu producers=2" 60 bench "${train[@]}" --loader torchvision-gpu \
-        --loader-options producers=2 --warmup "$TWARM" --arch "$ARCHS"
+    want eager && step "train eager $ARCHS, steady" 150 bench "${train[@]}" --data "$DATA" --warmup "$TWARM" --arch "$ARCHS"
+    want small && step "train eager resnet50, small $SMALL" 60 bench "${train[@]}" --data "$SMALL" --warmup "$TWARM" --arch resnet50
 
+    local compile=1
     if ! want compile; then
-        :
+        compile=0
     elif [[ $SMOKE == 1 && ${GPU_CHECK_SMOKE_COMPILE:-0} != 1 ]]; then
-        skip "train --compile" "smoke mode: inductor on 2 CPU cores takes minutes; GPU_CHECK_SMOKE_COMPILE=1 runs it"
-    else
-        # One arch at a time, the cheaper first, so the budget ends on a complete set of loaders.
-        step "train compile resnet18" 200 bench "${train[@]}" --warmup "$CWARM" --compile --arch resnet18
-        step "train compile resnet50" 300 bench "${train[@]}" --warmup "$CWARM" --compile --arch resnet50
+        compile=0; skip "train --compile" "smoke mode: inductor on 2 CPU cores takes minutes; GPU_CHECK_SMOKE_COMPILE=1 runs it"
     fi
+    (( compile )) && step "train compile resnet50, steady" 150 bench "${train[@]}" --data "$DATA" --warmup "$CWARM" --compile --arch resnet50
+
+    # The planning curves: loader-only img/s at 1, 2, 4, ... workers (the CPU-bound loaders).
+    want scaling && step "scaling mode: torchvision,dali-cpu" 60 bench --mode scaling --loader torchvision,dali-cpu \
+        --split train --data "$DATA" --steps "$(( LSTEPS / 3 + 1 ))" --warmup 2 "${COMMON[@]}"
+
+    # The alternatives to the defaults, train split: torchvision in chunks of 16 (every worker
+    # on the batch the consumer waits for), its thread pool, torchvision-gpu with 2 producers.
+    local alt=(--mode loader --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" --data "$DATA" "${COMMON[@]}")
+    want extras && step "loader mode: torchvision chunk=16" 30 bench "${alt[@]}" --loader torchvision --loader-options chunk=16
+    want extras && step "loader mode: torchvision-gpu producers=2" 30 bench "${alt[@]}" --loader torchvision-gpu --loader-options producers=2
+    want extras && step "train eager torchvision chunk=16" 45 bench "${train[@]}" --data "$DATA" --loader torchvision \
+        --loader-options chunk=16 --warmup "$TWARM" --arch resnet50
+    want extras && step "loader mode: torchvision pool=threads" 30 bench "${alt[@]}" --loader torchvision --loader-options pool=threads
+    (( compile )) && step "train compile resnet18, steady" 120 bench "${train[@]}" --data "$DATA" --warmup "$CWARM" --compile --arch resnet18
 
     summary
     local i failed=0
