@@ -64,16 +64,57 @@ def measure_one(ctx, mode, name, arch) -> list[dict]:
         return [ctx.record(mode.name, loader=name, arch=arch, status="error", error=f"{type(e).__name__}: {first}")]
 
 
+def _loader_problem(cfg, names) -> str | None:
+    """What the CLI checks too, for callers that build a RunConfig themselves."""
+    unknown = [n for n in names if n is not None and n not in loaders.REGISTRY]
+    if unknown:
+        return f"unknown loader {unknown[0]!r}; choose from {', '.join(loaders.names())} or all"
+    bad = loaders.option_problems([n for n in names if n], cfg.data.loader_options)
+    return bad[0] if bad else None
+
+
+def _dataset(cfg, comm):
+    with comm.main_first():  # rank 0 generates/validates (and caches) the data; the others read the cache
+        dataset = loaders.resolve(cfg.data.data, skip_bad=cfg.data.skip_bad, progress=cfg.output.progress and comm.is_main,
+                                  log=log_stderr if comm.is_main else None)
+    if dataset.quarantined:
+        log_stderr(f"note: {len(dataset.quarantined)} bad files left out (--skip-bad); the records count them")
+    return dataset
+
+
+def _stretched(cfg, mode, dataset, comm):
+    """Accuracy mode: a small data set still gets the recipe's optimiser steps (schedule_rule)."""
+    if mode.name != "accuracy":
+        return cfg
+    from ..training.schedule_rule import describe, stretched
+
+    n = len(dataset.samples("train"))
+    asked, cfg = cfg, stretched(cfg, n, comm.world)
+    note = describe(asked, cfg, n, comm.world)
+    if note and comm.is_main:
+        log_stderr(note)
+    return cfg
+
+
+def _summary(cfg, records) -> None:
+    """This run's table, then where its records went."""
+    stream = sys.stderr if cfg.output.json else sys.stdout
+    table = fmt_table(records)
+    if table:
+        print(table, file=stream)
+    where = out_path(cfg.output.out)
+    note = "" if where == committed_path() else (
+        f" (not tracked by git; `make bench` or --out results writes the committed {committed_path().relative_to(committed_path().parents[1])}; "
+        f"see these with: python -m bench.report {where})")
+    print(f"records appended to {where}{note}", file=stream)
+
+
 def main(cfg) -> int:
     mode = MODES[cfg.run.mode]
     names = loader_names(cfg, mode)
-    unknown = [n for n in names if n is not None and n not in loaders.REGISTRY]
-    if unknown:
-        log_stderr(f"error: unknown loader {unknown[0]!r}; choose from {', '.join(loaders.names())} or all")
-        return 2
-    bad = loaders.option_problems([n for n in names if n], cfg.data.loader_options)
-    if bad:
-        log_stderr(f"error: {bad[0]}")
+    why = _loader_problem(cfg, names)
+    if why:
+        log_stderr(f"error: {why}")
         return 2
     keep_host_memory()
     comm = communicator(cfg.compute.device)
@@ -83,21 +124,11 @@ def main(cfg) -> int:
                                   local_world=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     torch.set_num_threads(threads)
     try:
-        with comm.main_first():  # rank 0 generates/validates (and caches) the data; the others read the cache
-            dataset = loaders.resolve(cfg.data.data, skip_bad=cfg.data.skip_bad, progress=cfg.output.progress and comm.is_main,
-                                      log=log_stderr if comm.is_main else None)
+        dataset = _dataset(cfg, comm)
     except loaders.DataError as e:
         log_stderr(f"error: {e}")
         return 2
-    if dataset.quarantined:
-        log_stderr(f"note: {len(dataset.quarantined)} bad files left out (--skip-bad); the records count them")
-    if mode.name == "accuracy":  # a small data set still gets the recipe's optimiser steps
-        from ..training.schedule_rule import describe, stretched
-
-        asked, cfg = cfg, stretched(cfg, len(dataset.samples("train")), comm.world)
-        note = describe(asked, cfg, len(dataset.samples("train")), comm.world)
-        if note and comm.is_main:
-            log_stderr(note)
+    cfg = _stretched(cfg, mode, dataset, comm)
     ctx = Context(cfg, dataset, device, amp, workers, threads, comm)
     archs = expand(cfg.model.arch, arch_names()) if mode.per_arch else [None]
     records = []
@@ -122,14 +153,6 @@ def main(cfg) -> int:
         return e.exit_code
     comm.close()
     if comm.is_main:
-        stream = sys.stderr if cfg.output.json else sys.stdout
-        table = fmt_table(records)
-        if table:
-            print(table, file=stream)
-        where = out_path(cfg.output.out)
-        note = "" if where == committed_path() else (
-            f" (not tracked by git; `make bench` or --out results writes the committed {committed_path().relative_to(committed_path().parents[1])}; "
-            f"see these with: python -m bench.report {where})")
-        print(f"records appended to {where}{note}", file=stream)
+        _summary(cfg, records)
     failed = [r for r in records if r["status"] != "ok"]  # nothing measured at all: a failing exit
     return 1 if failed and len(failed) == len(records) else 0
