@@ -9,7 +9,8 @@ Pipelines
            antialiased) of the source window that torchvision's Resize(resize_side("val")) +
            CenterCrop(val_res) keeps, computed per sample from fn.peek_image_shape with
            torchvision's rounding -> uint8 (see _val_window)
-EXIF orientation is ignored (adjust_orientation=False), as PIL/ImageFolder ignore it.
+EXIF orientation is ignored (adjust_orientation=False, on the decoder and on peek_image_shape), as
+PIL/ImageFolder ignore it (loaders/image_modes.py: the one rule for image modes).
 Both hand uint8 NHWC batches to the project's one `normalize` (no crop_mirror_normalize: one
 normalisation in the project). Grayscale, CMYK, progressive JPEG and PNG all decode to RGB.
 
@@ -198,7 +199,7 @@ class DaliLoader(Loader):
                 # DALI's faster default (~5% on CPU), crops being random anyway.
                 img = fn.decoders.image(jpegs, device=decode_dev, output_type=types.RGB, jpeg_fancy_upsampling=True,
                                         adjust_orientation=False)
-                start, end = _val_window(fn.peek_image_shape(jpegs, dtype=types.FLOAT), spec.resize_side("val"), res)
+                start, end = _val_window(fn.peek_image_shape(jpegs, dtype=types.FLOAT, adjust_orientation=False), spec.resize_side("val"), res)
                 img = fn.resize(img, device=dev, size=[res, res], roi_start=start, roi_end=end, roi_relative=False,
                                 interp_type=types.INTERP_LINEAR, antialias=True)
             return img, lab

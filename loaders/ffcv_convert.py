@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .ffcv_writer import MAX_SIDE, ConversionError, convert
 
-FORMAT = 1  # bump when the way we write changes
+FORMAT = 2  # bump when the way we write changes (2: image modes by loaders/image_modes.py)
 
 # One write policy per dataset: these defaults keep val within 4 levels (0-255) of torchvision
 # on this project's data (see tests/test_ffcv.py::test_val_pixel_parity) at ~1/6 of raw size.
