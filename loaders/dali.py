@@ -63,6 +63,7 @@ import numpy as np
 import torch
 
 from .base import Loader
+from .decode_errors import DaliGuard
 from .normalize import labels_to, normalize
 
 INSTALL = "install it with `pip install nvidia-dali-cuda120` (or `make venv`)"
@@ -232,6 +233,10 @@ class DaliLoader(Loader):
         return out
 
     def _batches(self):
+        with DaliGuard(self) as guard:  # decoder messages on fd 2 -> one line naming the file (loaders/decode_errors.py)
+            yield from self._pass(guard)
+
+    def _pass(self, guard):
         """Runs exactly len(self) pipeline iterations (prefetch_queue_depth ahead, never past
         the epoch: no work is thrown away when the next epoch rebuilds), trims the padded
         last batch, and hands each batch to `normalize` before releasing DALI's buffers."""
@@ -243,8 +248,8 @@ class DaliLoader(Loader):
         while scheduled < min(total, max(1, spec.prefetch)):
             p.schedule_run()
             scheduled += 1
-        for _ in range(total):
-            images, labels = p.share_outputs()
+        for j in range(total):
+            images, labels = guard.outputs(p, j, scheduled)
             k = min(bs, remaining)
             x = normalize(self._to_torch(images)[:k], spec)
             y = labels_to(self._to_torch(labels)[:k], spec)
@@ -253,7 +258,7 @@ class DaliLoader(Loader):
             if scheduled < total:
                 p.schedule_run()
                 scheduled += 1
-            yield x, y
+            yield guard.keep(j, scheduled, x, y)
         if self._pipe is p:
             self._state = "done"
 
