@@ -79,3 +79,26 @@ def test_skip_bad_quarantines_counts_and_goes_on(key, tree):
         scan(tree, progress=False)
     again = scan(tree, skip_bad=True, progress=False)
     assert len(again.samples("val")) == n - 1
+
+
+@pytest.mark.parametrize("loader", ["dali-cpu", "torchvision"])
+def test_the_run_says_one_line_and_skip_bad_goes_on(loader, tree, tmp_path):
+    """End to end: without --skip-bad one line on stderr names the file (no libjpeg noise, no
+    traceback); with it the run measures and its record counts the file."""
+    import json
+    import os
+
+    env = {**os.environ, "LOADERBENCH_DATA": str(tmp_path / "cache")}
+    out = tmp_path / "records.jsonl"
+    run = [sys.executable, "-m", "bench.run", "--mode", "loader", "--loader", loader, "--data", str(tree), "--no-progress",
+           "--steps", "3", "--batch-size", "4", "--res", "32", "--workers", "2", "--out", str(out)]
+    p = subprocess.run(run, cwd=REPO, capture_output=True, text=True, env=env, timeout=150)
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert [line for line in lines if "corrupt.jpg" in line] == [line for line in lines if line.startswith("error:")], p.stderr
+    assert len([line for line in lines if "corrupt.jpg" in line]) == 1, p.stderr
+    assert not [line for line in lines if "JPEG" in line and "corrupt.jpg" not in line], p.stderr  # no decoder noise
+    p = subprocess.run(run + ["--skip-bad"], cwd=REPO, capture_output=True, text=True, env=env, timeout=150)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    record = json.loads(out.read_text().splitlines()[-1])
+    assert record["status"] == "ok" and record["dataset"]["quarantined"] == 1, record

@@ -57,18 +57,30 @@ def _persist(dataset, path: str, why: str) -> None:
             _atomic_write(cache / "quarantine.txt", "".join(f"{b['path']}\t{b['why']}\n" for b in m["bad"]))
 
 
+def leave_out(dataset, split: str, bad: list[tuple[int, str]]) -> int:
+    """Quarantine the samples (index, one-line message naming the file) of `split` and take them
+    out of it (a backend that converts the split first: FFCV); returns how many were new."""
+    samples = dataset.samples(split)
+    new = 0
+    for i, message in bad:
+        path = samples[i][0]
+        new += quarantine(dataset, path, message[len(path) + 2:] if message.startswith(path) else message)
+    drop = {i for i, _ in bad}
+    if hasattr(samples, "keep"):
+        import numpy as np
+
+        dataset.splits[split] = samples.keep(np.array([i not in drop for i in range(len(samples))], dtype=bool))
+    else:
+        dataset.splits[split] = [s for i, s in enumerate(samples) if i not in drop]
+    return new
+
+
 def bad_label(index: int) -> int:
     return -(index + 1)
 
 
 def marked_index(label: int) -> int:
     return -label - 1
-
-
-def reason(error: Exception) -> str:
-    """The cause part of an undecodable() message (what the quarantine lists)."""
-    text = str(error)
-    return text.split(": ", 1)[1] if ": " in text else text
 
 
 def keep_good(loader, images, labels):
@@ -98,4 +110,4 @@ def fill_or_mark(fill, skip: bool, *args) -> bool:
         return False
 
 
-__all__ = ["DataError", "bad_label", "fill_or_mark", "keep_good", "marked_index", "quarantine", "reason", "skip_bad"]
+__all__ = ["DataError", "bad_label", "fill_or_mark", "keep_good", "leave_out", "marked_index", "quarantine", "skip_bad"]
