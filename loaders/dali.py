@@ -9,7 +9,8 @@ Pipelines
            antialiased) of the source window that torchvision's Resize(resize_side("val")) +
            CenterCrop(val_res) keeps, computed per sample from fn.peek_image_shape with
            torchvision's rounding -> uint8 (see _val_window)
-EXIF orientation is ignored (adjust_orientation=False), as PIL/ImageFolder ignore it.
+EXIF orientation is ignored (adjust_orientation=False, on the decoder and on peek_image_shape), as
+PIL/ImageFolder ignore it (loaders/image_modes.py: the one rule for image modes).
 Both hand uint8 NHWC batches to the project's one `normalize` (no crop_mirror_normalize: one
 normalisation in the project). Grayscale, CMYK, progressive JPEG and PNG all decode to RGB.
 
@@ -62,6 +63,7 @@ import numpy as np
 import torch
 
 from .base import Loader
+from .decode_errors import DaliGuard
 from .normalize import labels_to, normalize
 
 INSTALL = "install it with `pip install nvidia-dali-cuda120` (or `make venv`)"
@@ -198,7 +200,7 @@ class DaliLoader(Loader):
                 # DALI's faster default (~5% on CPU), crops being random anyway.
                 img = fn.decoders.image(jpegs, device=decode_dev, output_type=types.RGB, jpeg_fancy_upsampling=True,
                                         adjust_orientation=False)
-                start, end = _val_window(fn.peek_image_shape(jpegs, dtype=types.FLOAT), spec.resize_side("val"), res)
+                start, end = _val_window(fn.peek_image_shape(jpegs, dtype=types.FLOAT, adjust_orientation=False), spec.resize_side("val"), res)
                 img = fn.resize(img, device=dev, size=[res, res], roi_start=start, roi_end=end, roi_relative=False,
                                 interp_type=types.INTERP_LINEAR, antialias=True)
             return img, lab
@@ -231,6 +233,10 @@ class DaliLoader(Loader):
         return out
 
     def _batches(self):
+        with DaliGuard(self) as guard:  # decoder messages on fd 2 -> one line naming the file (loaders/decode_errors.py)
+            yield from self._pass(guard)
+
+    def _pass(self, guard):
         """Runs exactly len(self) pipeline iterations (prefetch_queue_depth ahead, never past
         the epoch: no work is thrown away when the next epoch rebuilds), trims the padded
         last batch, and hands each batch to `normalize` before releasing DALI's buffers."""
@@ -242,8 +248,8 @@ class DaliLoader(Loader):
         while scheduled < min(total, max(1, spec.prefetch)):
             p.schedule_run()
             scheduled += 1
-        for _ in range(total):
-            images, labels = p.share_outputs()
+        for j in range(total):
+            images, labels = guard.outputs(p, j, scheduled)
             k = min(bs, remaining)
             x = normalize(self._to_torch(images)[:k], spec)
             y = labels_to(self._to_torch(labels)[:k], spec)
@@ -252,7 +258,7 @@ class DaliLoader(Loader):
             if scheduled < total:
                 p.schedule_run()
                 scheduled += 1
-            yield x, y
+            yield guard.keep(j, scheduled, x, y)
         if self._pipe is p:
             self._state = "done"
 

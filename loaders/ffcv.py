@@ -191,6 +191,8 @@ class FfcvLoader(Loader):
             convert_s=meta["convert_s"],  # when it was written (0 cost now on a cache hit)
             beton_cached=not built,
         )
+        if meta.get("quarantined_now"):  # --skip-bad: files the conversion could not decode, left out
+            self.stats["quarantined_at_decode"] = meta["quarantined_now"]
         if workers != requested:
             self.stats["workers_requested"] = requested
 

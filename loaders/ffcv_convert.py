@@ -18,9 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from .ffcv_writer import MAX_SIDE, ConversionError, convert
+from .datasets.quarantine import leave_out, skip_bad
+from .ffcv_writer import MAX_SIDE, ConversionError, UndecodableFiles, convert
 
-FORMAT = 1  # bump when the way we write changes
+FORMAT = 2  # bump when the way we write changes (2: image modes by loaders/image_modes.py)
 
 # One write policy per dataset: these defaults keep val within 4 levels (0-255) of torchvision
 # on this project's data (see tests/test_ffcv.py::test_val_pixel_parity) at ~1/6 of raw size.
@@ -68,6 +69,26 @@ def beton_path(dataset, split: str, params: dict) -> Path:
 
 def ensure_beton(dataset, split: str, params: dict, progress: bool = True, workers: int | None = None) -> tuple[Path, dict, bool]:
     """(path, sidecar meta, built_now). Converts unless a matching .beton is cached.
+
+    The conversion is where FFCV decodes the original files: one that cannot be decoded stops
+    it with one line naming it (UndecodableFiles, a DataError), or with --skip-bad is
+    quarantined and left out of the split, and the split converted again without it (meta
+    then says how many under "quarantined_now").
+    """
+    left_out = 0
+    while True:
+        try:
+            path, meta, built = _ensure(dataset, split, params, progress, workers)
+        except UndecodableFiles as e:
+            if not skip_bad(dataset) or min(i for i, _ in e.bad) < 0:
+                raise
+            left_out += leave_out(dataset, split, e.bad)
+            continue
+        return path, ({**meta, "quarantined_now": left_out} if left_out else meta), built
+
+
+def _ensure(dataset, split: str, params: dict, progress: bool, workers: int | None) -> tuple[Path, dict, bool]:
+    """ensure_beton's one attempt.
 
     A lock file serialises concurrent builders (e.g. DDP ranks): the first converts, the others
     wait and then hit the cache.

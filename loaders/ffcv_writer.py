@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .datasets import DataError, undecodable
 from .host import cpu_cores
-from .reference import to_rgb
 
 MIN_PAGE = 8 << 20  # FFCV's default page (4 x 2 MiB)
 MAX_SIDE = 65535  # FFCV stores width/height as uint16
@@ -38,8 +38,20 @@ class ConversionError(RuntimeError):
     """Writing the .beton failed; the message names the file and the cause."""
 
 
+class UndecodableFiles(ConversionError, DataError):
+    """Files that passed the scan but not the decoder: `bad` holds (sample index, one-line
+    message) for each; the message is the first one's (+ how many more). Nothing was written."""
+
+    def __init__(self, bad: list[tuple[int, str]]):
+        self.bad = sorted(bad)
+        more = f" (and {len(bad) - 1} more such files)" if len(bad) > 1 else ""
+        super().__init__(self.bad[0][1] + more)
+
+
 class _Images:
-    """Indexable (uint8 HxWx3 RGB array, label) for FFCV's writer; CMYK/gray/PNG -> RGB."""
+    """Indexable (uint8 HxWx3 RGB array, label) for FFCV's writer, decoded by the project's
+    strict decoder with the one image-mode rule (torchvision_decode.decode_rgb): the pixels
+    the torchvision backend starts from, and a corrupt JPEG body is a DataError naming it."""
 
     def __init__(self, samples):
         self.samples = samples
@@ -48,10 +60,15 @@ class _Images:
         return len(self.samples)
 
     def __getitem__(self, i):
+        from .torchvision_decode import decode_rgb
+
         path, label = self.samples[i]
-        with Image.open(path) as img:
-            arr = np.asarray(to_rgb(img))
-        return arr, int(label)
+        try:
+            with open(path, "rb") as f:
+                arr = decode_rgb(f.read())
+        except (ValueError, OSError) as e:
+            raise undecodable(path, e) from e
+        return np.ascontiguousarray(arr), int(label)
 
 
 def page_size_for(samples, params: dict, progress: bool = False) -> int:
@@ -81,7 +98,8 @@ def page_size_for(samples, params: dict, progress: bool = False) -> int:
 def _safe_worker(input_queue, metadata_sm, metadata_type, fields, allocator, done_number, allocations_queue, dataset, errors, counts):
     """FFCV's worker_job_indexed_dataset, except that a failing sample is reported on `errors`
     instead of killing the worker, and every chunk is still counted, so the writer finishes.
-    counts: shared [started, finished, failures] for the watchdog."""
+    counts: shared [started, finished, failures, undecodable] for the watchdog; an undecodable
+    file (DataError) goes on `errors` as (index, message) and the rest is still written."""
     from ffcv.writer import handle_sample
 
     def bump(i):
@@ -103,6 +121,9 @@ def _safe_worker(input_queue, metadata_sm, metadata_type, fields, allocator, don
                         continue  # the conversion is lost anyway: finish fast
                     try:
                         handle_sample(dataset[source_ix], dest_ix, field_names, metadata, allocator, fields)
+                    except DataError as e:  # decoded before anything is written: the others go on
+                        errors.put((source_ix, str(e)))
+                        bump(3)
                     except BaseException as e:  # noqa: BLE001 - reported to the parent
                         failed = True
                         errors.put(f"{dataset.samples[source_ix][0]}: {type(e).__name__}: {e}")
@@ -138,7 +159,7 @@ class _Watchdog(threading.Thread):
     def _check(self, t0) -> bool:
         live = [p for p in mp.active_children() if p not in self.before]  # first live, then counts
         self.seen.update(live)
-        started, finished, failures = self.counts[:]
+        started, finished, failures = self.counts[:3]
         if started - finished > len(live):
             return True  # one started and is gone without finishing
         if not live and finished < self.workers and time.monotonic() - t0 > 10:
@@ -182,7 +203,7 @@ def convert(samples, path: Path, params: dict, workers: int | None = None, progr
     }
     tmp = path.with_suffix(f".beton.tmp{os.getpid()}")
     writer = DatasetWriter(str(tmp), fields, page_size=page, num_workers=workers)
-    errors, counts = mp.Queue(), mp.Array("i", 3)
+    errors, counts = mp.Queue(), mp.Array("i", 4)
     dog = _Watchdog(threading.get_ident(), workers, counts)
     dog.start()
     interrupted = False
@@ -204,18 +225,25 @@ def convert(samples, path: Path, params: dict, workers: int | None = None, progr
         dog.join()
         for p in dog.seen:
             p.join(timeout=5)
+    messages = []
+    for _ in range(counts[2] + counts[3]):
+        try:
+            messages.append(errors.get(timeout=5))
+        except Exception:  # queue.Empty: a message was lost, the count was not
+            break
+    errors.close()
+    bad = [m for m in messages if isinstance(m, tuple)]  # (index, message): undecodable files
     failure = None
     if counts[2]:
-        try:
-            failure = errors.get(timeout=5)
-        except Exception:  # queue.Empty: the message was lost, the count was not
-            failure = f"{counts[2]} sample(s) failed"
+        failure = next((m for m in messages if isinstance(m, str)), f"{counts[2]} sample(s) failed")
     elif interrupted:
         failure = dog.died or "a writer process died"
-    errors.close()
-    if failure is not None:
+    if failure is not None or counts[3]:
         tmp.unlink(missing_ok=True)
+    if failure is not None:
         raise ConversionError(f"FFCV conversion to {path.name} failed: {failure}")
+    if counts[3]:
+        raise UndecodableFiles(bad or [(-1, f"{counts[3]} file(s) could not be decoded")])
     os.replace(tmp, path)
     return page
 

@@ -2,7 +2,8 @@
 
 `train_crop` is RandomResizedCrop + horizontal flip, `val_crop` Resize + CenterCrop; the other
 backends' parity tests compare against these, and the torchvision backend uses them for files
-its fast decoder does not take (PNG, CMYK, anything odd) and with options decoder=pil.
+its fast decoder does not take (PNG, CMYK, anything odd) and with options decoder=pil. Image
+modes follow loaders/image_modes.py (ImageFolder's convert("RGB"), 16-bit PNGs by the high byte).
 """
 from __future__ import annotations
 
@@ -10,11 +11,7 @@ import numpy as np
 from PIL import Image
 
 from .geometry import rrc_params
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Grayscale, CMYK, palette and RGBA all become RGB (as ImageFolder's loader does)."""
-    return img if img.mode == "RGB" else img.convert("RGB")
+from .image_modes import to_rgb  # the one rule for alpha, palette, 16-bit, CMYK, EXIF (see there)
 
 
 def train_crop(img: Image.Image, res: int, rng: np.random.Generator, scale, ratio, flip: bool) -> np.ndarray:

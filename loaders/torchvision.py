@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from .base import Loader
 from .datasets import DataError, undecodable
+from .datasets.quarantine import bad_label, fill_or_mark, keep_good, skip_bad
 from .geometry import sample_rng
 from .host import cpu_cores
 from .normalize import labels_to, normalize
@@ -95,18 +96,20 @@ def _fill(out: torch.Tensor, path: str, split: str, spec, res: int, epoch: int, 
         val_into(out, data, res, spec.resize_side("val"))
 
 
-def _batch(samples, split, spec, res, epoch, indices, pin) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(samples, split, spec, res, epoch, indices, pin, skip=False) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.empty((len(indices), res, res, 3), dtype=torch.uint8, pin_memory=pin)
     labels = torch.empty(len(indices), dtype=torch.int64)
-    _fill_part(images, labels, samples, split, spec, res, epoch, indices, 0)
+    _fill_part(images, labels, samples, split, spec, res, epoch, indices, 0, skip)
     return images, labels
 
 
-def _fill_part(images, labels, samples, split, spec, res, epoch, indices, start) -> None:
-    """Samples indices[k] into images[start + k] (a thread pool task: part of one batch)."""
+def _fill_part(images, labels, samples, split, spec, res, epoch, indices, start, skip=False) -> None:
+    """Samples indices[k] into images[start + k] (a thread pool task: part of one batch). With
+    skip (--skip-bad), one that cannot be decoded gets a marked label, dropped by keep_good."""
     for k, i in enumerate(indices, start):
         path, labels[k] = samples[i]
-        fill(images[k], path, split, spec, res, epoch, i)
+        if not fill_or_mark(fill, skip, images[k], path, split, spec, res, epoch, i):
+            labels[k] = bad_label(i)
 
 
 # -- processes: a DataLoader -----------------------------------------------------------------
@@ -121,8 +124,8 @@ def worker_message(e: Exception) -> str:
 
 
 class _Files(torch.utils.data.Dataset):
-    def __init__(self, samples, split, spec):
-        self.samples, self.split, self.spec = samples, split, spec
+    def __init__(self, samples, split, spec, skip=False):
+        self.samples, self.split, self.spec, self.skip = samples, split, spec, skip
 
     def __len__(self):
         return len(self.samples)
@@ -131,7 +134,8 @@ class _Files(torch.utils.data.Dataset):
         index, res, epoch = key
         path, label = self.samples[index]
         out = torch.empty((res, res, 3), dtype=torch.uint8)
-        fill(out, path, self.split, self.spec, res, epoch, index)
+        if not fill_or_mark(fill, self.skip, out, path, self.split, self.spec, res, epoch, index):
+            label = bad_label(index)
         return out, label
 
 
@@ -190,6 +194,7 @@ class TorchvisionLoader(Loader):
         if self.pool not in POOLS:
             raise ValueError(f"torchvision loader: options['pool'] must be one of {POOLS}, not {self.pool!r}")
         self.samples = dataset.samples(split)
+        self.skip_bad = skip_bad(dataset)
         self.pin = torch.device(spec.device).type == "cuda" and torch.cuda.is_available()
         self.settings.update(workers=self.workers, pool=self.pool, prefetch=spec.prefetch)
         self._exec = None
@@ -200,7 +205,7 @@ class TorchvisionLoader(Loader):
             per_batch = math.ceil(spec.batch_size / self.chunk)
             self.settings.update(chunk=self.chunk)
             self._dl = DataLoader(
-                _Files(self.samples, split, spec),
+                _Files(self.samples, split, spec, self.skip_bad),
                 batch_sampler=_Chunks(self, self.chunk),
                 num_workers=self.workers,
                 collate_fn=collate_uint8,
@@ -230,6 +235,7 @@ class TorchvisionLoader(Loader):
                 else:
                     images = torch.cat([p[0].to(device, non_blocking=True) for p in parts])
                     labels = torch.cat([p[1] for p in parts])
+                images, labels = keep_good(self, images, labels)
                 yield normalize(images, self.spec), labels_to(labels, self.spec)
             return
         order, bs, res, epoch = self.pass_order(), self.spec.batch_size, self.res, self.epoch
@@ -237,7 +243,7 @@ class TorchvisionLoader(Loader):
         args = (self.samples, self.split, self.spec, res, epoch)
         if self._exec is None:  # workers=0: in the calling thread
             for chunk in chunks:
-                images, labels = _batch(*args, chunk, self.pin)
+                images, labels = keep_good(self, *_batch(*args, chunk, self.pin, self.skip_bad))
                 yield normalize(images, self.spec), labels_to(labels, self.spec)
             return
         # Each batch is cut into tasks of `task` samples that the threads fill in place, so
@@ -251,7 +257,7 @@ class TorchvisionLoader(Loader):
         def submit(chunk):
             images = torch.empty((len(chunk), res, res, 3), dtype=torch.uint8, pin_memory=self.pin)
             labels = torch.empty(len(chunk), dtype=torch.int64)
-            futs = [self._exec.submit(_fill_part, images, labels, *args, chunk[k:k + task], k) for k in range(0, len(chunk), task)]
+            futs = [self._exec.submit(_fill_part, images, labels, *args, chunk[k:k + task], k, self.skip_bad) for k in range(0, len(chunk), task)]
             pending.append((images, labels, futs))
 
         try:
@@ -266,6 +272,7 @@ class TorchvisionLoader(Loader):
                 nxt = next(todo, None)
                 if nxt is not None:
                     submit(nxt)
+                images, labels = keep_good(self, images, labels)
                 yield normalize(images, self.spec), labels_to(labels, self.spec)
         finally:  # an abandoned pass: drop what was queued, let running tasks finish
             for _, _, futs in pending:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from loaders.geometry import rrc_params, sample_rng
 from loaders.host import cpu_cores
+from loaders.image_modes import to_rgb
 from loaders.torchvision_decode import simplejpeg
 
 from ..results import load
@@ -33,7 +34,7 @@ def _pil_one(data: bytes, res, scale, ratio, i) -> np.ndarray:
     rng = sample_rng(0, 0, i)
     with Image.open(io.BytesIO(data)) as img:
         top, left, h, w = rrc_params(rng, img.width, img.height, scale, ratio)
-        img = img if img.mode == "RGB" else img.convert("RGB")
+        img = to_rgb(img)
         arr = np.asarray(img.resize((res, res), Image.BILINEAR, box=(left, top, left + w, top + h)))
     return arr[:, ::-1] if rng.random() < 0.5 else arr
 

@@ -28,6 +28,7 @@ class Dataset:
     fingerprint: str
     quarantined: list[dict] = field(default_factory=list)
     cache_dir: Path | None = None  # where backends cache derived files (.beton, ...)
+    skip_bad: bool = False  # --skip-bad: a file found bad at decode time is quarantined, not fatal (datasets/quarantine.py)
 
     def samples(self, split: str) -> list[tuple[str, int]]:
         return self.splits[split]

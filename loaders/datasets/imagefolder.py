@@ -151,7 +151,7 @@ def scan(root: Path, skip_bad: bool = False, progress: bool = True, name: str | 
             for c in dict.fromkeys(c for c, _, _ in listing[split]):
                 if index[c] not in present:
                     raise DataError(f"{root / split / c}: every image in this class is bad; fix them or remove the folder")
-    return Dataset(name or root.name, root, classes, splits, fingerprint, bad, cache_dir)
+    return Dataset(name or root.name, root, classes, splits, fingerprint, bad, cache_dir, skip_bad)
 
 
 def _check_layout(root: Path) -> None:
