@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .datasets import DataError, undecodable
-from .host import cpu_cores
+from .host import collect_before_fork, cpu_cores
 
 MIN_PAGE = 8 << 20  # FFCV's default page (4 x 2 MiB)
 MAX_SIDE = 65535  # FFCV stores width/height as uint16
@@ -202,6 +202,7 @@ def convert(samples, path: Path, params: dict, workers: int | None = None, progr
         "label": IntField(),
     }
     tmp = path.with_suffix(f".beton.tmp{os.getpid()}")
+    collect_before_fork()
     writer = DatasetWriter(str(tmp), fields, page_size=page, num_workers=workers)
     errors, counts = mp.Queue(), mp.Array("i", 4)
     dog = _Watchdog(threading.get_ident(), workers, counts)

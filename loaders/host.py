@@ -34,3 +34,14 @@ def keep_host_memory() -> None:
         libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep freed heap memory for reuse
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
+
+
+def collect_before_fork() -> None:
+    """Collect garbage before forking worker processes. A forked child inherits the parent's
+    garbage and may collect it there: a DALI pipeline left for the collector by an earlier
+    backend of the same run (`--loader all`: dali, then ffcv) then shuts its threads down in a
+    child that does not own them, and the child dies of SIGSEGV (seen in FFCV's writer
+    processes). Collected here, in the process that owns them, it shuts down cleanly."""
+    import gc
+
+    gc.collect()

@@ -41,7 +41,7 @@ from .base import Loader
 from .datasets import DataError, undecodable
 from .datasets.quarantine import bad_label, fill_or_mark, keep_good, skip_bad
 from .geometry import sample_rng
-from .host import cpu_cores
+from .host import collect_before_fork, cpu_cores
 from .normalize import labels_to, normalize
 from .reference import train_crop, val_crop
 from .torchvision_decode import train_into, val_into
@@ -221,6 +221,8 @@ class TorchvisionLoader(Loader):
     def _batches(self):
         if self._dl is not None:
             todo = batch_sizes(len(self.order()) - self.start_batch * self.spec.batch_size, self.spec.batch_size)
+            if self._dl._iterator is None:  # the first pass forks the (persistent) workers
+                collect_before_fork()
             chunks = iter(self._dl)  # the sampler takes this pass's order (and its start) here
             device = torch.device(self.spec.device)
             for size in todo:
