@@ -42,7 +42,8 @@ def test_smoke_mode_measures_steady_and_small_sets(tmp_path):
            "LOADERBENCH_DATA": str(tmp_path / "data"), "GPU_CHECK_ONLY": "loader,small,scaling",
            "GPU_CHECK_DALI_PARTS": str(tmp_path / "no-parts")}
     r = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    bad = [x for x in r.stdout.splitlines() if x.startswith("--") and ("fail(" in x or "timeout(" in x)]
+    assert r.returncode == 0, "\n".join(bad) + r.stdout[-1500:] + r.stderr[-1500:]
     records = [json.loads(line) for line in open(out / "gpu.jsonl")]
     loader = [x for x in records if x["kind"] == "loader" and x["status"] == "ok"]
     sets = {x["dataset"]["name"]: max(epoch_starts(y) for y in loader if y["dataset"]["name"] == x["dataset"]["name"])
