@@ -83,8 +83,8 @@ register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader",
          options={"producers": Option(int, "producer threads building batches on the device", low=1),
                   "decoder": Option(str, "torchvision: nvJPEG via decode_jpeg; nvimgcodec: nvImageCodec (hardware JPEG engines)",
                                     ("torchvision", "nvimgcodec"), tune=True),
-                  "augment": Option(str, "batched: the whole batch's crop/resize/flip in a few ops; per-image: one resize per image",
-                                    ("batched", "per-image")),
+                  "augment": Option(str, "batched: the whole batch's crop/resize/flip in a few ops; per-image: one resize per "
+                                    "image; auto: batched on CUDA, per-image on the CPU", ("auto", "batched", "per-image")),
                   "ahead": Option(bool, "start the next pass's first batches before this one ends")})
 
 

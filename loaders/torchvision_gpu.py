@@ -22,8 +22,8 @@ from the base class `pass_order()` (strided sharding, every sample exactly once 
 
 Options: decoder (torchvision: nvJPEG through decode_jpeg, the default; nvimgcodec:
 nvImageCodec, loaders/tvgpu_decoders.py); augment (batched: the whole batch's crop + resize +
-flip as two batched matrix products, loaders/batched_resize.py, the default; per-image: one
-crop/interpolate per image, the earlier loop, kept to compare); ahead (default true: the next
+flip as two batched matrix products, loaders/batched_resize.py; per-image: one crop/interpolate
+per image, the earlier loop; auto, the default: batched on CUDA, per-image on the CPU); ahead (default true: the next
 pass starts `prefetch` batches before this one ends, so an epoch start does not wait for a
 whole batch: its producers are keyed on (epoch, resolution, order) and thrown away if the next
 pass is not the one predicted, e.g. after set_resolution or set_epoch to another epoch, so
@@ -137,7 +137,11 @@ class TorchvisionGpuLoader(Loader):
             self.device = torch.device("cuda", torch.cuda.current_device())
         opts = spec.options
         self.decoder = make_decoder(opts.get("decoder", "torchvision"), self.device)
-        self.augment = opts.get("augment", "batched")
+        # auto: batched on CUDA (a few kernels per batch instead of ~4 launches per image); the
+        # per-image loop on the CPU dry run, where the batched products' dense arithmetic costs
+        # 3-5x more (tests/benchmarks/test_bench_tvgpu_augment.py) and launches cost nothing.
+        augment = opts.get("augment", "auto")
+        self.augment = ("batched" if self.cuda else "per-image") if augment == "auto" else augment
         self.ahead = bool(opts.get("ahead", True))
         self.threads = max(1, spec.default_workers())  # workers=0 ("in the main process"): one reading thread
         self.producers = int(opts.get("producers", 1))
