@@ -23,7 +23,8 @@
 #   6 train, eager: resnet50 + resnet18 on the steady set (synthetic first: the ceiling), then
 #     resnet50 on the small set
 #   7 train --compile resnet50; `--mode scaling` (torchvision, dali-cpu: 1, 2, 4, .. workers);
-#     the alternatives (torchvision chunk=16 and pool=threads, torchvision-gpu producers=2);
+#     the alternatives (torchvision-gpu augment=per-image and decoder=nvimgcodec with its parity,
+#     torchvision chunk=16 and pool=threads, torchvision-gpu producers=2);
 #     train --compile resnet18 with what the budget leaves
 #   8 summary tables (each row with its epoch starts inside the window) + one `gpu_check`
 #     record with every step's outcome (bench/gpu/check_summary.py)
@@ -184,7 +185,12 @@ print(ds.describe(), f"ready in {time.perf_counter() - t:.1f}s on {len(os.sched_
 PY
 }
 
-parity() { "$PY" -m bench.gpu.parity "$DATA" "$PARITY_N" "$OUT/parity.json"; }
+# The batched augmentation (the default on CUDA) against the torchvision backend's pixels.
+parity() { "$PY" -m bench.gpu.parity "$DATA" "$PARITY_N" "$OUT/parity.json" --options augment=batched; }
+parity_nvimgcodec() {
+    "$PY" -m bench.gpu.parity "$DATA" "$PARITY_N" "$OUT/parity_nvimgcodec.json" --options augment=batched,decoder=nvimgcodec
+}
+has_nvimgcodec() { "$PY" -c 'from nvidia import nvimgcodec' 2>/dev/null; }
 
 # DALI from its parts: those this call carried (.gl/dali/*) join what earlier calls copied to
 # $DALI_PARTS; with MANIFEST.json and every part there, it is unpacked into $DALI_SITE and
@@ -211,7 +217,7 @@ summary() {
 last_ok() { [[ ${STEP_STATUS[-1]:-} == ok ]]; }
 
 export PY DATA OUT PARITY_N WRAP SMOKE BUDGET CORES BATCH RES N DALI_PARTS DALI_SITE
-export -f bench build_native fingerprint make_data parity dali_install
+export -f bench build_native fingerprint make_data parity parity_nvimgcodec dali_install
 
 main() {
     echo "gpu_check: $(date -u +%FT%TZ)"
@@ -267,6 +273,17 @@ main() {
     # The alternatives to the defaults, train split: torchvision in chunks of 16 (every worker
     # on the batch the consumer waits for), its thread pool, torchvision-gpu with 2 producers.
     local alt=(--mode loader --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" --data "$DATA" "${COMMON[@]}")
+    # torchvision-gpu's alternatives: the per-image augment loop (what the batched one replaced)
+    # and nvImageCodec's decoder (it travels with the DALI parts).
+    want extras && step "loader mode: torchvision-gpu augment=per-image" 30 bench "${alt[@]}" --loader torchvision-gpu \
+        --loader-options augment=per-image
+    if want extras && has_nvimgcodec; then
+        step "parity torchvision-gpu decoder=nvimgcodec" 45 parity_nvimgcodec
+        step "loader mode: torchvision-gpu decoder=nvimgcodec" 30 bench "${alt[@]}" --loader torchvision-gpu \
+            --loader-options decoder=nvimgcodec
+    elif want extras; then
+        skip "torchvision-gpu decoder=nvimgcodec" "nvImageCodec not importable (it comes with the DALI parts)"
+    fi
     want extras && step "loader mode: torchvision chunk=16" 30 bench "${alt[@]}" --loader torchvision --loader-options chunk=16
     want extras && step "loader mode: torchvision-gpu producers=2" 30 bench "${alt[@]}" --loader torchvision-gpu --loader-options producers=2
     want extras && step "train eager torchvision chunk=16" 45 bench "${train[@]}" --data "$DATA" --loader torchvision \

@@ -11,6 +11,8 @@ here raises BackendUnavailable with one line saying why and what to do.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
@@ -67,10 +69,14 @@ class NvImgCodecDecoder:
             self._dec = nvimgcodec.Decoder(device_id=nvimgcodec.NVIMGCODEC_DEVICE_CPU_ONLY,
                                            backends=[nvimgcodec.Backend(nvimgcodec.BackendKind.CPU_ONLY)])
         self._params = nvimgcodec.DecodeParams(apply_exif_orientation=False, color_spec=nvimgcodec.ColorSpec.SRGB)
+        # One decode at a time: concurrent calls on one Decoder (two producers, or a pass and the
+        # next one started ahead) break its internal futures ("Broken promise", images lost).
+        self._lock = threading.Lock()
 
     def decode(self, datas: list[torch.Tensor]) -> list[torch.Tensor | None]:
         kw = {"cuda_stream": torch.cuda.current_stream(self.device).cuda_stream} if self.cuda else {}
-        images = self._dec.decode([d.numpy() for d in datas], params=self._params, **kw)
+        with self._lock:
+            images = self._dec.decode([d.numpy() for d in datas], params=self._params, **kw)
         out: list = []
         for img in images:
             if img is None:

@@ -123,6 +123,11 @@ def test_nvimgcodec_decoder_matches_the_default(odd):
         with TorchvisionGpuLoader(split, odd, SPEC) as L:
             b, yb = collect(L)
         assert ya.tolist() == yb.tolist() and _levels_diff(a, b).mean() <= 0.5
+    # two producers and the next pass started ahead share the one decoder: nothing lost
+    with TorchvisionGpuLoader("train", odd, SPEC.with_(options={"decoder": "nvimgcodec", "producers": 2})) as L:
+        for _ in _epochs(L, range(3)):
+            pass
+        assert L.facts()["device_decode_errors"] == 0, L.facts()
 
 
 def test_nvimgcodec_that_cannot_import_is_one_line(odd, monkeypatch):
