@@ -47,7 +47,8 @@ def test_smoke_mode_measures_steady_and_small_sets(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert prep.returncode == 0 and "making embedded:4 and embedded:1 in the background" in prep.stdout, prep.stdout + prep.stderr
     r = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert (tmp_path / "data" / "prep.log").read_text().count("embedded") == 2  # the prep made both
+    made = [x for x in (tmp_path / "data" / "prep.log").read_text().splitlines() if x.startswith("{'name': 'embedded")]
+    assert len(made) == 2  # the prep made both
     bad = [x for x in r.stdout.splitlines() if x.startswith("--") and ("fail(" in x or "timeout(" in x)]
     assert r.returncode == 0, "\n".join(bad) + r.stdout[-1500:] + r.stderr[-1500:]
     records = [json.loads(line) for line in open(out / "gpu.jsonl")]
