@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.timeout(300),
 SIZES = [(37, 53, "RGB"), (300, 211, "RGB"), (23, 41, "L"), (121, 7, "RGB"), (500, 120, "L"), (16, 16, "RGB"),
          (64, 64, "RGB"), (99, 255, "RGB"), (48, 31, "L")]
 SPEC = LoaderSpec(batch_size=4, res=64, val_res=64, workers=2, seed=11, device="cpu")
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]  # cuda: bench/gpu_check.sh's `pytest -m gpu`
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,11 @@ def _levels_diff(a, b):
     return (to_levels(a, SPEC) - to_levels(b, SPEC)).abs()
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("split", ["val", "train"])
 @pytest.mark.parametrize("augment", ["batched", "per-image"])
-def test_pixels_match_the_torchvision_backend(odd, split, augment):
-    with TorchvisionGpuLoader(split, odd, SPEC.with_(options={"augment": augment})) as L:
+def test_pixels_match_the_torchvision_backend(odd, split, augment, device):
+    with TorchvisionGpuLoader(split, odd, SPEC.with_(device=device, options={"augment": augment})) as L:
         a, ya = collect(L)
     with build("torchvision", split, odd, SPEC.with_(workers=1)) as L:
         b, yb = collect(L)
@@ -71,10 +73,11 @@ def _epochs(loader, epochs, res_at=None):
     return out
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("split", ["train", "val"])
-def test_prefetch_keeps_order_and_crops(odd, split):
-    cold = TorchvisionGpuLoader(split, odd, SPEC.with_(options={"ahead": False}))
-    warm = TorchvisionGpuLoader(split, odd, SPEC.with_(prefetch=2))
+def test_prefetch_keeps_order_and_crops(odd, split, device):
+    cold = TorchvisionGpuLoader(split, odd, SPEC.with_(device=device, options={"ahead": False}))
+    warm = TorchvisionGpuLoader(split, odd, SPEC.with_(device=device, prefetch=2))
     with cold, warm:
         a, b = _epochs(cold, range(3)), _epochs(warm, range(3))
         facts = warm.facts()
@@ -111,20 +114,22 @@ def test_another_epoch_or_a_resumed_pass_is_not_taken_from_the_prefetch(odd):
 
 
 # -- decoder=nvimgcodec ----------------------------------------------------------------------
-def test_nvimgcodec_decoder_matches_the_default(odd):
+@pytest.mark.parametrize("device", DEVICES)
+def test_nvimgcodec_decoder_matches_the_default(odd, device):
+    spec = SPEC.with_(device=device)
     if nvimgcodec_reason():
         with pytest.raises(BackendUnavailable, match="decoder=nvimgcodec: nvImageCodec cannot be imported"):
-            TorchvisionGpuLoader("val", odd, SPEC.with_(options={"decoder": "nvimgcodec"}))
+            TorchvisionGpuLoader("val", odd, spec.with_(options={"decoder": "nvimgcodec"}))
         return
     for split in ("val", "train"):
-        with TorchvisionGpuLoader(split, odd, SPEC.with_(options={"decoder": "nvimgcodec", "ahead": False})) as L:
+        with TorchvisionGpuLoader(split, odd, spec.with_(options={"decoder": "nvimgcodec", "ahead": False})) as L:
             a, ya = collect(L)
             assert L.describe()["decoder"] == "nvimgcodec" and L.facts()["device_decoded"] == len(SIZES)
-        with TorchvisionGpuLoader(split, odd, SPEC) as L:
+        with TorchvisionGpuLoader(split, odd, spec) as L:
             b, yb = collect(L)
         assert ya.tolist() == yb.tolist() and _levels_diff(a, b).mean() <= 0.5
     # two producers and the next pass started ahead share the one decoder: nothing lost
-    with TorchvisionGpuLoader("train", odd, SPEC.with_(options={"decoder": "nvimgcodec", "producers": 2})) as L:
+    with TorchvisionGpuLoader("train", odd, spec.with_(options={"decoder": "nvimgcodec", "producers": 2})) as L:
         for _ in _epochs(L, range(3)):
             pass
         assert L.facts()["device_decode_errors"] == 0, L.facts()
