@@ -167,7 +167,8 @@ def pack(out: Path, python_version: str, wheels_dir: Path | None, part_mib: floa
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("dali-*.tar.xz.*"):
         old.unlink()
-    wheels = sorted(wheels_dir.glob("*.whl")) if wheels_dir else download(out / f"wheels-{tag}", python_version)
+    # Downloads beside OUT, not in it: OUT holds exactly what the device calls carry.
+    wheels = sorted(wheels_dir.glob("*.whl")) if wheels_dir else download(out.parent / f"{out.name}-wheels-{tag}", python_version)
     if not wheels:
         raise SystemExit(f"dali_parts: no wheels in {wheels_dir}; download them first or drop --wheels")
     with tempfile.TemporaryDirectory(prefix="dali-stage-") as tmp:
