@@ -165,8 +165,8 @@ def pack(out: Path, python_version: str, wheels_dir: Path | None, part_mib: floa
     """The whole packing step; returns the manifest it wrote."""
     tag = "cp" + python_version.replace(".", "")
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("dali-*.tar.xz.*"):
-        old.unlink()
+    for old in [*out.glob("dali-*.tar.xz.*"), out / MANIFEST]:  # a half-made set never looks complete
+        old.unlink(missing_ok=True)
     # Downloads beside OUT, not in it: OUT holds exactly what the device calls carry.
     wheels = sorted(wheels_dir.glob("*.whl")) if wheels_dir else download(out.parent / f"{out.name}-wheels-{tag}", python_version)
     if not wheels:
