@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Sampler
 from .base import Loader
 from .datasets import DataError, undecodable
 from .datasets.quarantine import bad_label, fill_or_mark, keep_good, skip_bad
+from .faults import worker_died
 from .geometry import sample_rng
 from .host import cpu_cores
 from .normalize import labels_to, normalize
@@ -228,6 +229,8 @@ class TorchvisionLoader(Loader):
                     parts = [next(chunks) for _ in range(math.ceil(size / self.chunk))]
                 except DataError as e:  # re-raised by the DataLoader with a traceback around it
                     raise DataError(worker_message(e)) from None
+                except (RuntimeError, OSError, EOFError) as e:  # a worker killed: one line, not a traceback (loaders/faults.py)
+                    raise worker_died(e, self._dl) from None
                 # Joined where the batch goes: on a GPU each chunk is copied over as it is
                 # (pinned, asynchronous) and joined there, never once more on the host.
                 if len(parts) == 1:
