@@ -26,7 +26,7 @@ import sys
 import threading
 
 from .datasets import undecodable
-from .datasets.quarantine import quarantine, skip_bad
+from .datasets.quarantine import quarantine_counted, skip_bad
 from .faults import LoaderFailure
 
 # What libjpeg(-turbo), DALI's jpeg parser and nvImageCodec print when a decode goes wrong.
@@ -216,10 +216,8 @@ class DaliGuard:
         """Stop at the first bad file, or (--skip-bad) quarantine them all and go on."""
         if found and not self.skip:
             raise found[0][1] from None
-        stats = self.loader.stats
         for path, err in found:
-            if quarantine(self.loader.dataset, path, why(err, path)):
-                stats["quarantined_at_decode"] = stats.get("quarantined_at_decode", 0) + 1
+            quarantine_counted(self.loader, path, why(err, path))
 
     def outputs(self, pipe, j: int, scheduled: int):
         """pipe.share_outputs() for batch j; a DALI exception becomes one line."""

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from .base import Loader, shard
+from .faults import ffcv_batches
 from .ffcv_convert import ConversionError, ensure_beton, write_params
 from .host import cpu_cores
 from .normalize import labels_to, normalize
@@ -239,7 +240,7 @@ class FfcvLoader(Loader):
         it = iter(lo)
         torch.set_num_threads(threads)
         try:
-            for images, labels in it:
+            for images, labels in ffcv_batches(it):  # not `in it`: a dead FFCV thread would hang it (loaders/faults.py)
                 if self._first:  # numba compiles the pipeline on the first batch
                     self._first = False
                     self.stats["first_batch_s"] = round(time.perf_counter() - t0, 3)

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Sampler
 from .base import Loader
 from .datasets import DataError, undecodable
 from .datasets.quarantine import bad_label, fill_or_mark, keep_good, skip_bad
+from .faults import worker_died
 from .geometry import sample_rng
 from .host import collect_before_fork, cpu_cores
 from .normalize import labels_to, normalize
@@ -230,6 +231,8 @@ class TorchvisionLoader(Loader):
                     parts = [next(chunks) for _ in range(math.ceil(size / self.chunk))]
                 except DataError as e:  # re-raised by the DataLoader with a traceback around it
                     raise DataError(worker_message(e)) from None
+                except (RuntimeError, OSError, EOFError) as e:  # a worker killed: one line, not a traceback (loaders/faults.py)
+                    raise worker_died(e, self._dl) from None
                 # Joined where the batch goes: on a GPU each chunk is copied over as it is
                 # (pinned, asynchronous) and joined there, never once more on the host.
                 if len(parts) == 1:
@@ -237,16 +240,14 @@ class TorchvisionLoader(Loader):
                 else:
                     images = torch.cat([p[0].to(device, non_blocking=True) for p in parts])
                     labels = torch.cat([p[1] for p in parts])
-                images, labels = keep_good(self, images, labels)
-                yield normalize(images, self.spec), labels_to(labels, self.spec)
+                yield self._out(images, labels)
             return
         order, bs, res, epoch = self.pass_order(), self.spec.batch_size, self.res, self.epoch
         chunks = [order[i:i + bs] for i in range(0, len(order), bs)]
         args = (self.samples, self.split, self.spec, res, epoch)
         if self._exec is None:  # workers=0: in the calling thread
             for chunk in chunks:
-                images, labels = keep_good(self, *_batch(*args, chunk, self.pin, self.skip_bad))
-                yield normalize(images, self.spec), labels_to(labels, self.spec)
+                yield self._out(*_batch(*args, chunk, self.pin, self.skip_bad))
             return
         # Each batch is cut into tasks of `task` samples that the threads fill in place, so
         # every thread works on the oldest batch first: the batch the main thread waits for is
@@ -274,12 +275,16 @@ class TorchvisionLoader(Loader):
                 nxt = next(todo, None)
                 if nxt is not None:
                     submit(nxt)
-                images, labels = keep_good(self, images, labels)
-                yield normalize(images, self.spec), labels_to(labels, self.spec)
+                yield self._out(images, labels)
         finally:  # an abandoned pass: drop what was queued, let running tasks finish
             for _, _, futs in pending:
                 for f in futs:
                     f.cancel()
+
+    def _out(self, images, labels):
+        """A filled uint8 batch as the contract's (images, labels), without samples marked bad."""
+        images, labels = keep_good(self, images, labels)
+        return normalize(images, self.spec), labels_to(labels, self.spec)
 
     def close(self):
         if self._dl is not None:
