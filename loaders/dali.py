@@ -1,11 +1,11 @@
 """NVIDIA DALI backend: fused decode + crop in DALI's thread pool, uint8 out, shared normalise.
 
 Pipelines
-    train  fn.readers.file(files, labels) -> fn.decoders.image_random_crop (decode fused with
+    train  fn.external_source(files' bytes, labels) -> fn.decoders.image_random_crop (decode fused with
            RandomResizedCrop's window: random_area=spec.scale, random_aspect_ratio=spec.ratio,
            10 attempts) -> fn.resize(res x res, linear, antialiased) -> fn.flip(horizontal=
            coin_flip(0.5)) -> uint8 NHWC
-    val    fn.readers.file in ImageFolder order -> fn.decoders.image -> one fn.resize (linear,
+    val    fn.external_source in ImageFolder order -> fn.decoders.image -> one fn.resize (linear,
            antialiased) of the source window that torchvision's Resize(resize_side("val")) +
            CenterCrop(val_res) keeps, computed per sample from fn.peek_image_shape with
            torchvision's rounding -> uint8 (see _val_window)
@@ -23,12 +23,14 @@ Devices
     prefetch_queue_depth = spec.prefetch (2).
 
 Order and exact epochs
-    DALI's reader shuffles with its own RNG (and a shuffle buffer), which neither follows
-    (seed, epoch) nor matches the other backends. Instead the reader gets the epoch's order
+    DALI's file reader shuffles with its own RNG (and a shuffle buffer), which neither follows
+    (seed, epoch) nor matches the other backends, and holds its file list as a build-time
+    argument (seconds and ~1.75 GB per pipeline at ImageNet's size: loaders/dali_source.py).
+    Instead an external source reads, batch by batch, the files of the epoch's order
     directly: files/labels permuted by torch.randperm seeded with seed*1_000_003 + epoch (the
     same permutation the base Loader uses, so with world=1 the train order is the torchvision
-    backend's, sample for sample), random_shuffle=False. Each pass has its own pipeline (new
-    epoch, new resolution, a start_batch, or a second pass of a train epoch), whose reader holds
+    backend's, sample for sample). Each pass has its own pipeline (new
+    epoch, new resolution, a start_batch, or a second pass of a train epoch), whose source reads
     this rank's slice of the permutation from the pass's first batch on; its random-op seed is
     derived from (seed, epoch, rank[, start]), so the same seed + epoch give the same order AND
     the same crops. A resumed pass (set_epoch(e, start_batch=k)) reads exactly the remaining
@@ -36,15 +38,14 @@ Order and exact epochs
     its own RNG sequence, which cannot be advanced without decoding). The next pass's pipeline
     is built and started before this one ends (loaders/dali_ahead.py: cross-epoch prefetch;
     the build grows with the file list, README "Speed on the CPU"). The val pipeline serves
-    every pass: after a full pass its padded reader stands at its shard's start again.
+    every pass: its source wraps around to the pass's first batch.
     The loader drives the pipeline itself (schedule_run / share_outputs, as DALI's
     DALIGenericIterator does, minus its copy): exactly len() iterations per pass, at most
-    spec.prefetch outstanding per pipeline. pad_last_batch=True makes the reader end on a batch
-    boundary (the last sample repeated); those repeats are trimmed, so the last batch is short
-    (PARTIAL semantics). With spec.drop_last (train), the partial batch is not read (DROP).
+    spec.prefetch outstanding per pipeline. The last batch is short (PARTIAL semantics); with
+    spec.drop_last (train), the partial batch is not read (DROP).
     CPU batches reach `normalize` as zero-copy views of DALI's buffers, released after it.
 
-Sharding (DALI's contiguous shards, sliced here: the reader gets the rank's own slice)
+Sharding (DALI's contiguous shards, sliced here: the source reads the rank's own slice)
     Every rank lays out the same epoch permutation (seed + epoch only); rank r reads the
     contiguous slice [n*r // world, n*(r+1) // world), DALI's shard_id/num_shards arithmetic. The slices partition the split: each
     sample exactly once per epoch over the ranks. The remainder (n % world) is spread by that
@@ -64,6 +65,7 @@ import torch
 
 from .base import Loader
 from .dali_ahead import Ahead
+from .dali_source import PassFiles
 from .normalize import labels_to, normalize
 from .prefetch import Pass, requested
 
@@ -173,14 +175,12 @@ class DaliLoader(Loader):
 
     # -- pipeline -------------------------------------------------------------------------
     def _build(self, p: Pass):
-        """A pipeline whose reader holds pass p's files: this rank's slice of the epoch's
-        permutation from p's first batch on (so num_shards=1: the slice is DALI's own shard)."""
+        """A pipeline whose source reads pass p's files: this rank's slice of the epoch's
+        permutation from p's first batch on."""
         from nvidia.dali import fn, pipeline_def, types
 
         spec, gpu = self.spec, self.gpu
-        mine = self.order(p.epoch)[p.start * spec.batch_size:]
-        files = [self.samples[i][0] for i in mine]
-        labels = [self.samples[i][1] for i in mine]
+        source = PassFiles(self.samples, self.order(p.epoch)[p.start * spec.batch_size:], spec.batch_size)
         epoch, res = p.epoch, p.res
         train = self.split == "train"
         decode_dev = "mixed" if gpu else "cpu"
@@ -190,7 +190,8 @@ class DaliLoader(Loader):
                       seed=_seed(spec.seed, epoch, spec.rank, train, *([p.start] if p.start else [])),
                       prefetch_queue_depth=spec.prefetch)
         def pipe():
-            jpegs, lab = fn.readers.file(files=files, labels=labels, random_shuffle=False, pad_last_batch=True, name="reader")
+            jpegs, lab = fn.external_source(source=source, num_outputs=2, batch=True, batch_info=True,
+                                            dtype=[types.UINT8, types.INT64])
             if train:
                 img = fn.decoders.image_random_crop(jpegs, device=decode_dev, output_type=types.RGB,
                                                     random_area=list(spec.scale), random_aspect_ratio=list(spec.ratio),
@@ -210,6 +211,7 @@ class DaliLoader(Loader):
 
         built = pipe()
         built.build()
+        built.files = source  # which files each iteration reads (loaders/dali_source.py)
         return built
 
     def _to_torch(self, tensor_list):
@@ -228,7 +230,7 @@ class DaliLoader(Loader):
 
     def _batches(self):
         """Runs exactly the pass's batches through the pipeline built for it (prefetch_queue_depth
-        ahead), trims the padded last batch, and hands each batch to `normalize` before releasing
+        ahead), and hands each batch to `normalize` before releasing
         DALI's buffers. Once the pass's last run is scheduled, the next pass's pipeline is
         started (loaders/dali_ahead.py): its first batches decode while this pass ends."""
         p = requested(self)

@@ -1,21 +1,21 @@
 """DALI's cross-epoch prefetch: the next pass's pipeline is built and running before this pass
 ends, instead of a cold rebuild at the epoch start (loaders/prefetch.py has the general rule).
 
-A DALI reader holds its file list from build time, so a new train epoch (a new permutation)
-needs a new pipeline; its random-op seed comes from (seed, epoch, rank), so a pipeline built
+A pipeline's source reads one pass's order (loaders/dali_source.py), so a new train epoch (a
+new permutation) gets a new pipeline; its random-op seed comes from (seed, epoch, rank), so a pipeline built
 early gives the same crops as one built at the epoch start. `Ahead` keeps one `Run` per pass:
 
   - the pass being read: its pipeline and how many of its iterations are scheduled;
   - the next pass (prefetch.following): started once the current pass has scheduled its last
     iteration, i.e. spec.prefetch batches before its end. Train: a new pipeline for the next
     epoch, with its first min(len, prefetch) iterations scheduled at once (its own queue).
-    Val (a pass that started at batch 0): the same pipeline, whose padded reader stands at its
-    shard's start after a full pass; it takes one iteration for each batch the current pass
+    Val (a pass that started at batch 0): the same pipeline, whose source wraps around to the
+    pass's first batch; it takes one iteration for each batch the current pass
     hands out, so that no more than prefetch_queue_depth iterations are ever outstanding.
 
 A pass that is not the one guessed (set_resolution at the boundary, a start_batch, the same
 epoch read twice) drops the early pipeline and builds its own; so does a pass abandoned half-way
-(its reader stands mid-epoch).
+(its source stands mid-pass).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class Ahead:
             cur.next.schedule(1)
 
     def finish(self, whole: bool) -> None:
-        if not whole:  # the reader stands mid-pass: nothing in flight can be used
+        if not whole:  # the source stands mid-pass: nothing in flight can be used
             self.drop()
 
     def drop(self) -> None:
