@@ -75,6 +75,10 @@ def _ffcv():
             import ffcv.loader
             import ffcv.transforms
             import ffcv.traversal_order.base
+
+            from .ffcv_types import install
+
+            install()  # FFCV's memory managers mutated numba's shared types (loaders/ffcv_types.py)
         finally:
             torch.set_num_threads(threads)
         _FFCV = ffcv
