@@ -30,6 +30,8 @@ Option `order="quasi_random"` uses FFCV's QUASI_RANDOM (needs `os_cache=False`) 
 rank's fixed slice rank::world (FFCV does not support it in distributed mode); its page table is
 rebuilt each epoch because FFCV shuffles it in place (else same seed + epoch -> another order).
 Crops and flips come from numba's unseeded RNG inside the decoder: random, not reproducible.
+set_epoch(e, start_batch=k) hands FFCV the epoch's order from batch k on (exact order; crops
+random as always). Cross-epoch prefetch and the warm start: loaders/ffcv_ahead.py.
 
 spec.options: write_mode / max_resolution / jpeg_quality / compress_probability (the write
 policy, see ffcv_convert.WRITE_DEFAULTS), order ("random" | "quasi_random"), os_cache (True),
