@@ -158,9 +158,9 @@ class DaliGuard:
     decoder messages so far explained by the files of batches j.. (decoded, or being decoded
     ahead); see the module docstring."""
 
-    def __init__(self, loader):
-        self.loader = loader
-        self.files = [loader.samples[i][0] for i in loader.order()]
+    def __init__(self, loader, files=None):
+        self.loader = loader  # files: the pass's files in order (default: the epoch's, from batch 0)
+        self.files = files if files is not None else [loader.samples[i][0] for i in loader.order()]
         self.bs = loader.spec.batch_size
         self.skip = skip_bad(loader.dataset)
         self.checked: set[int] = set()

@@ -66,6 +66,16 @@ def worker_died(e: BaseException, dataloader=None) -> BaseException:
                          "rerun, with fewer --workers or --loader-options pool=threads")
 
 
+def worker_message(e: Exception) -> str:
+    """The original one-line message of an exception a DataLoader worker raised (the main
+    process gets "Caught X in DataLoader worker process N" and the worker's traceback)."""
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    for line in reversed(lines):
+        if f"{type(e).__name__}: " in line:
+            return line.split(f"{type(e).__name__}: ", 1)[1]
+    return lines[-1] if lines else type(e).__name__
+
+
 # -- FFCV's batch thread ---------------------------------------------------------------------
 _HOOK_LOCK = threading.Lock()
 _previous_hook = None
@@ -80,6 +90,12 @@ def _hook(args) -> None:
         args.thread.loaderbench_failure = args.exc_value  # reported by ffcv_batches, in one line
         return
     _previous_hook(args)
+
+
+def watch_ffcv_threads() -> None:
+    """Keep FFCV's EpochIterator threads' exceptions for ffcv_batches: before a thread starts
+    (an iterator started ahead, or warmed at construction, can die before it is read)."""
+    _install_hook()
 
 
 def _install_hook() -> None:
