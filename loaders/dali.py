@@ -236,13 +236,12 @@ class DaliLoader(Loader):
         DALI's buffers. Once the pass's last run is scheduled, the next pass's pipeline is
         started (loaders/dali_ahead.py): its first batches decode while this pass ends.
         Decoder messages on fd 2 -> one line naming the file (loaders/decode_errors.py)."""
-        p = requested(self)
-        run = self._ahead.take(p)
-        self._pipe, spec, bs = run.pipe, self.spec, self.spec.batch_size
-        remaining = self.num_samples - p.start * bs
+        p, spec, bs = requested(self), self.spec, self.spec.batch_size
         done = False
-        with DaliGuard(self, files=run.pipe.files.paths_of_pass()) as guard:
+        with DaliGuard(self) as guard:  # before take(): it schedules the pass's first runs
             try:
+                run = guard.attach(self._ahead.take(p))
+                self._pipe, remaining = run.pipe, self.num_samples - p.start * bs
                 for j in range(run.total):
                     images, labels = guard.outputs(run.pipe, j, run.scheduled)
                     k = min(bs, remaining)
@@ -259,6 +258,8 @@ class DaliLoader(Loader):
 
     # -- lifecycle ------------------------------------------------------------------------
     def _close(self):
+        cur = self._ahead.current
+        DaliGuard.release_held(self, cur.next if cur is not None else None)  # fd 2 kept for the next pass
         self._ahead.drop()  # DALI frees its threads and buffers with the pipelines
         self._pipe = None
 

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .datasets import undecodable
+
 
 def _read(path: str) -> np.ndarray:
-    with open(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8)
+    try:
+        with open(path, "rb") as f:
+            return np.frombuffer(f.read(), dtype=np.uint8)
+    except OSError as e:  # called from schedule_run in our thread: one line naming the file
+        raise undecodable(path, e) from None
 
 
 class PassFiles:
@@ -37,10 +42,6 @@ class PassFiles:
     def paths(self, iteration: int) -> list[str]:
         """The files of one iteration (a decode error can name them)."""
         return [self.samples[int(i)][0] for i in self.indices(iteration)]
-
-    def paths_of_pass(self) -> list[str]:
-        """Every file of the pass, in order (DaliGuard names a bad one)."""
-        return [self.samples[int(i)][0] for i in self.order]
 
     def __call__(self, info):
         idx = self.indices(info.iteration)

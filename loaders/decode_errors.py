@@ -153,29 +153,82 @@ class NativeStderr:
         os.close(self.saved)
 
 
+class _Checked:
+    """What DaliGuard learnt about one pass's batches (kept on its Run: the pipeline started
+    ahead decodes the next pass's first batches while this pass's guard listens)."""
+
+    def __init__(self):
+        self.checked: set[int] = set()
+        self.bad: dict[int, list[int]] = {}  # batch -> rows to drop
+        self.errors: dict[int, list] = {}  # batch -> [(path, DataError)] met ahead, settled at that batch
+
+
 class DaliGuard:
     """One DALI pass: fd 2 captured (NativeStderr), and before batch j is handed on, the
     decoder messages so far explained by the files of batches j.. (decoded, or being decoded
-    ahead); see the module docstring."""
+    ahead, the next pass's first ones included); see the module docstring. `run`: the pass's
+    loaders/dali_ahead.Run (None: the files are the epoch's order from batch 0)."""
 
-    def __init__(self, loader, files=None):
-        self.loader = loader  # files: the pass's files in order (default: the epoch's, from batch 0)
-        self.files = files if files is not None else [loader.samples[i][0] for i in loader.order()]
+    def __init__(self, loader, run=None):
+        self.loader, self.files = loader, None
         self.bs = loader.spec.batch_size
         self.skip = skip_bad(loader.dataset)
-        self.checked: set[int] = set()
-        self.bad: dict[int, list[int]] = {}  # batch -> rows to drop
-        self.noise = 0
         self.met_bad = False
+        self.attach(run)
+        self.noise = 0
         self.pipe, self.next, self.scheduled = None, 0, 0  # what DALI is still decoding for this pass
+
+    def attach(self, run):
+        """The pass's Run, once taken (its first runs are scheduled inside the guard)."""
+        self.run, self.state = run, self._state(run)
+        # bad files of this pass met while the last one read: their late messages are theirs
+        self.met_bad = getattr(self, "met_bad", False) or bool(self.state.bad or self.state.errors)
+        return run
+
+    @staticmethod
+    def _state(run) -> _Checked:
+        if run is None:
+            return _Checked()
+        if getattr(run, "checked", None) is None:
+            run.checked = _Checked()
+        return run.checked
 
     def __enter__(self):
         self.err = NativeStderr.acquire()
+        if getattr(self.loader, "_stderr_held", False):  # held over from the last pass (its next pipeline ran)
+            self.loader._stderr_held = False
+            NativeStderr.release()
+        self.noise = self.err.sync() - len(self.err.kept)  # messages no file explained yet may be this pass's
         return self
 
     def __exit__(self, *exc):
         try:
             self._drain()
+        finally:
+            nxt = getattr(self.run, "next", None)
+            if exc[0] is None and nxt is not None:  # the next pass's pipeline decodes on: keep listening
+                self.loader._stderr_held = True
+            else:
+                NativeStderr.release()
+
+    @staticmethod
+    def release_held(loader, nxt) -> None:
+        """Close with fd 2 still held for the next pass's pipeline (`nxt`, never read): let it
+        finish what it decodes, and drop the messages its files explain, then give fd 2 back."""
+        if not getattr(loader, "_stderr_held", False):
+            return
+        loader._stderr_held = False
+        try:
+            if nxt is not None:
+                guard = DaliGuard(loader, nxt)
+                guard.err, guard.noise = NativeStderr._current, 0
+                for _ in range(nxt.scheduled):
+                    nxt.pipe.share_outputs()
+                    nxt.pipe.release_outputs()
+                if guard.err is not None and guard.err.sync() > 0 and (guard._check_run(nxt, range(nxt.scheduled)) or guard.met_bad):
+                    guard.err.explained()
+        except RuntimeError:
+            pass  # a pipeline that failed ahead: nothing of it is read
         finally:
             NativeStderr.release()
 
@@ -193,21 +246,37 @@ class DaliGuard:
         if self.err.sync() > self.noise:
             self._check(range(self.next, self.scheduled))
 
-    def _check(self, batches) -> list:
-        """DataErrors for the bad files of these batches, in order; their rows noted."""
-        found = []
+    def _paths(self, run, b: int) -> list[str]:
+        if run is None:
+            if self.files is None:
+                self.files = [self.loader.samples[i][0] for i in self.loader.order()]
+            return self.files[b * self.bs:(b + 1) * self.bs]
+        return run.pipe.files.paths(b) if b < run.total else []
+
+    def _check_run(self, run, batches) -> list:
+        state, found = self._state(run), []
         for b in batches:
-            if b in self.checked:
+            if b in state.checked:
                 continue
-            self.checked.add(b)
-            for row, path in enumerate(self.files[b * self.bs:(b + 1) * self.bs]):
+            state.checked.add(b)
+            for row, path in enumerate(self._paths(run, b)):
                 err = decode_error(path)
                 if err is not None:
-                    found.append((path, err))
-                    self.bad.setdefault(b, []).append(row)
+                    found.append((b, path, err))
+                    state.bad.setdefault(b, []).append(row)
+        return found
+
+    def _check(self, batches) -> list:
+        """DataErrors for the bad files of these batches, in order; their rows noted. The next
+        pass's in-flight batches are checked too; what they hold is settled when it is read."""
+        found = [(path, err) for _, path, err in self._check_run(self.run, batches)]
+        nxt = getattr(self.run, "next", None)
+        ahead = self._check_run(nxt, range(nxt.scheduled)) if nxt is not None else []
+        for b, path, err in ahead:
+            self._state(nxt).errors.setdefault(b, []).append((path, err))
         # libjpeg may print a bad file's last message after DALI handed its batch on: once this
         # pass met a bad file, messages that no other file explains are its own.
-        self.met_bad = self.met_bad or bool(found)
+        self.met_bad = self.met_bad or bool(found) or bool(ahead)
         if self.met_bad:
             self.err.explained()
         return found
@@ -228,7 +297,7 @@ class DaliGuard:
             return out
         except RuntimeError as e:
             self.pipe = None  # nothing more to drain
-            found = self._check(range(j, scheduled))
+            found = self.state.errors.pop(j, []) + self._check(range(j, scheduled))
             if found:  # DALI cannot go on after raising: stop, the file named (--skip-bad: remembered for the next start)
                 self._settle(found[:1])
                 raise found[0][1] from None
@@ -238,11 +307,12 @@ class DaliGuard:
     def keep(self, j: int, scheduled: int, x, y):
         """(x, y) of batch j, without the rows of files that did not decode (--skip-bad)."""
         self.scheduled = scheduled
+        self._settle(self.state.errors.pop(j, []))  # met while the last pass read
         n = self.err.sync()
         if n > self.noise:
             self.noise = n
             self._settle(self._check(range(j, scheduled)))
-        rows = self.bad.pop(j, None)
+        rows = self.state.bad.pop(j, None)
         if not rows:
             return x, y
         import torch

@@ -79,8 +79,9 @@ def test_a_raising_ffcv_thread_ends_the_pass_in_one_line(many, monkeypatch):
         return real(self, b_ix, *args)
 
     spec = LoaderSpec(batch_size=2, res=32, workers=2, options={"progress": False})
+    # patched before the loader is made: its first epoch's iterator starts (warm) in the constructor
+    monkeypatch.setattr(EpochIterator, "run_pipeline", broken)
     with build("ffcv", "train", many, spec) as loader:
-        monkeypatch.setattr(EpochIterator, "run_pipeline", broken)
         t0 = time.monotonic()
         with pytest.raises(LoaderFailure, match=r"ffcv: its batch thread died mid-epoch \(MemoryError: no room for the batch\)") as e:
             for _ in loader:
