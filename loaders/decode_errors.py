@@ -8,10 +8,11 @@ on the few files a backend's failure points at, never on a whole split.
 DALI (CPU) decodes a JPEG with a corrupt body without raising: libjpeg prints its warnings to
 the process's stderr (fd 2, 1-3 lines per file; the GPU decoders print ~29 lines of
 `[jpeg_parser]` / `nvImageCodec` noise without a file name) and DALI hands on garbage pixels.
-`DaliGuard` therefore captures fd 2 while a DALI pass runs (`NativeStderr`: a pipe read by a
+`DaliGuard` therefore captures fd 2 while a DALI pass runs (loaders/native_stderr.py `NativeStderr`: a pipe read by a
 thread; every line that is not a decoder message goes straight on to the real stderr), and
 when decoder messages arrived before a batch is handed on, checks that batch's files (and those
-of the batches DALI already decodes ahead) with decode_problem: the bad one is one DataError
+of the batches DALI already decodes ahead, the next pass's pipeline's first ones included: fd 2
+stays captured between passes while it runs, loaders/dali_ahead.py) with decode_problem: the bad one is one DataError
 naming it, or with --skip-bad is quarantined (loaders/datasets/quarantine.py) and its row
 dropped from the batch, and the pass goes on. Decoder messages no file explains are passed on
 to stderr as they were. A DALI exception (a file gone, a decoder that raises) becomes one line
@@ -19,20 +20,10 @@ the same way: the file it points at, else a LoaderFailure with DALI's first line
 """
 from __future__ import annotations
 
-import faulthandler
-import os
-import re
-import sys
-import threading
-
 from .datasets import undecodable
 from .datasets.quarantine import quarantine_counted, skip_bad
 from .faults import LoaderFailure
-
-# What libjpeg(-turbo), DALI's jpeg parser and nvImageCodec print when a decode goes wrong.
-DECODER_NOISE = re.compile(r"corrupt jpeg|premature end|bogus|unsupported jpeg|invalid (jpeg|marker|huffman|component|scan|sos)|"
-                           r"huffman table|quantization table|jpeg_parser|nvimagecodec|nvjpeg|extraneous bytes|"
-                           r"jpeg datastream|not a jpeg|inconsistent progression|sof type", re.IGNORECASE)
+from .native_stderr import NativeStderr
 
 
 def decode_problem(path: str) -> str | None:
@@ -56,101 +47,6 @@ def decode_error(path: str):
 def why(error, path: str) -> str:
     """The cause in an undecodable() message, without the path (what the quarantine lists)."""
     return str(error)[len(path) + 2:]
-
-
-# -- fd 2 while DALI runs ----------------------------------------------------------------------
-_TOKEN = b"\x00loaderbench-stderr-sync\x00"
-
-
-class NativeStderr:
-    """fd 2 redirected into a pipe for as long as one is acquired (refcounted: the process has
-    one fd 2). A reader thread passes every line on to the real stderr at once, except decoder
-    messages, which it keeps; sync() returns how many it kept, counting everything written
-    before the call (a marker line goes through the same pipe)."""
-
-    _lock = threading.Lock()
-    _users = 0
-    _current: "NativeStderr | None" = None
-
-    @classmethod
-    def acquire(cls) -> "NativeStderr":
-        with cls._lock:
-            if cls._current is None:
-                cls._current = cls()
-            cls._users += 1
-            return cls._current
-
-    @classmethod
-    def release(cls) -> None:
-        with cls._lock:
-            cls._users -= 1
-            if cls._users == 0 and cls._current is not None:
-                cls._current._stop()
-                cls._current = None
-
-    def __init__(self):
-        self.kept: list[str] = []
-        self.count = self.sent = self.seen = 0
-        self.cond = threading.Condition()
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        r, w = os.pipe()
-        os.dup2(w, 2)
-        os.close(w)
-        self.r = r
-        self.fault = faulthandler.is_enabled()
-        if self.fault:  # a crash's traceback goes to the terminal, not into the pipe
-            faulthandler.enable(file=self.saved, all_threads=True)
-        self.thread = threading.Thread(target=self._read, name="native-stderr", daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        buf = b""
-        while chunk := os.read(self.r, 65536):
-            *lines, buf = (buf + chunk).split(b"\n")
-            for line in lines:
-                self._line(line)
-        if buf:
-            self._line(buf)
-
-    def _line(self, raw: bytes) -> None:
-        with self.cond:
-            if raw == _TOKEN:
-                self.seen += 1
-                self.cond.notify_all()
-                return
-            text = raw.decode(errors="replace")
-            if DECODER_NOISE.search(text):
-                self.kept.append(text)
-                self.count += 1
-                return
-        os.write(self.saved, raw + b"\n")
-
-    def sync(self) -> int:
-        sys.stderr.flush()
-        with self.cond:
-            self.sent += 1
-            target = self.sent
-        os.write(2, _TOKEN + b"\n")
-        with self.cond:
-            self.cond.wait_for(lambda: self.seen >= target, timeout=5)
-            return self.count
-
-    def explained(self) -> None:
-        """The kept messages are accounted for by a file named in one line: drop them."""
-        with self.cond:
-            self.kept.clear()
-
-    def _stop(self) -> None:
-        sys.stderr.flush()
-        os.dup2(self.saved, 2)  # the pipe's last write end closes: the reader sees its end
-        self.thread.join(timeout=5)
-        os.close(self.r)
-        if self.fault:
-            faulthandler.enable(file=sys.stderr, all_threads=True)
-        for text in self.kept:  # decoder messages no file explained: not hidden
-            os.write(2, text.encode() + b"\n")
-        os.close(self.saved)
 
 
 class _Checked:
