@@ -69,7 +69,9 @@ class DaliGuard:
         self.loader, self.files = loader, None
         self.bs = loader.spec.batch_size
         self.skip = skip_bad(loader.dataset)
-        self.met_bad = False
+        # libjpeg may print a bad file's last message after DALI handed its batch on (or after
+        # the pass ended): once the loader met a bad file, messages no other file explains are its
+        self.met_bad = bool(getattr(loader, "_dali_met_bad", False))
         self.attach(run)
         self.noise = 0
         self.pipe, self.next, self.scheduled = None, 0, 0  # what DALI is still decoding for this pass
@@ -77,8 +79,7 @@ class DaliGuard:
     def attach(self, run):
         """The pass's Run, once taken (its first runs are scheduled inside the guard)."""
         self.run, self.state = run, self._state(run)
-        # bad files of this pass met while the last one read: their late messages are theirs
-        self.met_bad = getattr(self, "met_bad", False) or bool(self.state.bad or self.state.errors)
+        self.met_bad = self.met_bad or bool(self.state.bad or self.state.errors)  # met while the last pass read
         return run
 
     @staticmethod
@@ -105,7 +106,16 @@ class DaliGuard:
             if exc[0] is None and nxt is not None:  # the next pass's pipeline decodes on: keep listening
                 self.loader._stderr_held = True
             else:
-                NativeStderr.release()
+                DaliGuard._release(self.loader)
+
+    @staticmethod
+    def _release(loader) -> None:
+        """Give fd 2 back; a loader that met bad files owns the decoder messages that arrive
+        while the capture ends (libjpeg's late lines: the module docstring), when it is the last user."""
+        cur = NativeStderr._current
+        if cur is not None and NativeStderr._users == 1 and getattr(loader, "_dali_met_bad", False):
+            cur.late_explained = True
+        NativeStderr.release()
 
     @staticmethod
     def release_held(loader, nxt) -> None:
@@ -121,12 +131,14 @@ class DaliGuard:
                 for _ in range(nxt.scheduled):
                     nxt.pipe.share_outputs()
                     nxt.pipe.release_outputs()
-                if guard.err is not None and guard.err.sync() > 0 and (guard._check_run(nxt, range(nxt.scheduled)) or guard.met_bad):
+                nxt.pipe._shutdown()  # waits for DALI's threads: their last messages are in the pipe now
+                found = guard._check_run(nxt, range(nxt.scheduled))
+                if guard.err is not None and guard.err.sync() > 0 and (found or guard.met_bad):  # sync: the check's own messages too
                     guard.err.explained()
         except RuntimeError:
             pass  # a pipeline that failed ahead: nothing of it is read
         finally:
-            NativeStderr.release()
+            DaliGuard._release(loader)
 
     def _drain(self) -> None:
         """A pass abandoned mid-way: let DALI finish the batches it decodes ahead (their
@@ -170,10 +182,10 @@ class DaliGuard:
         ahead = self._check_run(nxt, range(nxt.scheduled)) if nxt is not None else []
         for b, path, err in ahead:
             self._state(nxt).errors.setdefault(b, []).append((path, err))
-        # libjpeg may print a bad file's last message after DALI handed its batch on: once this
-        # pass met a bad file, messages that no other file explains are its own.
-        self.met_bad = self.met_bad or bool(found) or bool(ahead)
+        self.met_bad = self.met_bad or bool(found) or bool(ahead)  # see __init__
         if self.met_bad:
+            self.loader._dali_met_bad = True
+            self.noise = max(self.noise, self.err.sync())  # decode_error's own libjpeg messages too
             self.err.explained()
         return found
 

@@ -44,6 +44,7 @@ class NativeStderr:
 
     def __init__(self):
         self.kept: list[str] = []
+        self.late_explained = False  # set by the last user that met bad files (DaliGuard.release)
         self.count = self.sent = self.seen = 0
         self.cond = threading.Condition()
         sys.stderr.flush()
@@ -102,6 +103,6 @@ class NativeStderr:
         os.close(self.r)
         if self.fault:
             faulthandler.enable(file=sys.stderr, all_threads=True)
-        for text in self.kept:  # decoder messages no file explained: not hidden
+        for text in [] if self.late_explained else self.kept:  # decoder messages no file explained: not hidden
             os.write(2, text.encode() + b"\n")
         os.close(self.saved)
