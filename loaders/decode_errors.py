@@ -60,6 +60,7 @@ def why(error, path: str) -> str:
 
 # -- fd 2 while DALI runs ----------------------------------------------------------------------
 _TOKEN = b"\x00loaderbench-stderr-sync\x00"
+_STOP = b"\x00loaderbench-stderr-stop\x00"  # the reader's last line (a forked child may hold the pipe open)
 
 
 class NativeStderr:
@@ -109,6 +110,8 @@ class NativeStderr:
         while chunk := os.read(self.r, 65536):
             *lines, buf = (buf + chunk).split(b"\n")
             for line in lines:
+                if line == _STOP:
+                    return
                 self._line(line)
         if buf:
             self._line(buf)
@@ -143,7 +146,8 @@ class NativeStderr:
 
     def _stop(self) -> None:
         sys.stderr.flush()
-        os.dup2(self.saved, 2)  # the pipe's last write end closes: the reader sees its end
+        os.write(2, _STOP + b"\n")
+        os.dup2(self.saved, 2)
         self.thread.join(timeout=5)
         os.close(self.r)
         if self.fault:
@@ -160,7 +164,7 @@ class DaliGuard:
 
     def __init__(self, loader):
         self.loader = loader
-        self.files = [loader.samples[i][0] for i in loader.order()]
+        self.epoch, self._order = loader.epoch, None  # this pass's order: computed only when a file must be checked
         self.bs = loader.spec.batch_size
         self.skip = skip_bad(loader.dataset)
         self.checked: set[int] = set()
@@ -200,7 +204,10 @@ class DaliGuard:
             if b in self.checked:
                 continue
             self.checked.add(b)
-            for row, path in enumerate(self.files[b * self.bs:(b + 1) * self.bs]):
+            if self._order is None:
+                self._order = self.loader.order(self.epoch)
+            for row, i in enumerate(self._order[b * self.bs:(b + 1) * self.bs]):
+                path = self.loader.samples[i][0]
                 err = decode_error(path)
                 if err is not None:
                     found.append((path, err))
