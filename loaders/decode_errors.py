@@ -66,7 +66,8 @@ class DaliGuard:
     loaders/dali_ahead.Run (None: the files are the epoch's order from batch 0)."""
 
     def __init__(self, loader, run=None):
-        self.loader, self.files = loader, None
+        self.loader = loader
+        self.epoch, self._order = loader.epoch, None  # run None: the epoch's order, computed only when a file must be checked
         self.bs = loader.spec.batch_size
         self.skip = skip_bad(loader.dataset)
         # libjpeg may print a bad file's last message after DALI handed its batch on (or after
@@ -156,9 +157,9 @@ class DaliGuard:
 
     def _paths(self, run, b: int) -> list[str]:
         if run is None:
-            if self.files is None:
-                self.files = [self.loader.samples[i][0] for i in self.loader.order()]
-            return self.files[b * self.bs:(b + 1) * self.bs]
+            if self._order is None:
+                self._order = self.loader.order(self.epoch)
+            return [self.loader.samples[i][0] for i in self._order[b * self.bs:(b + 1) * self.bs]]
         return run.pipe.files.paths(b) if b < run.total else []
 
     def _check_run(self, run, batches) -> list:

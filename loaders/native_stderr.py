@@ -14,6 +14,7 @@ DECODER_NOISE = re.compile(r"corrupt jpeg|premature end|bogus|unsupported jpeg|i
                            r"huffman table|quantization table|jpeg_parser|nvimagecodec|nvjpeg|extraneous bytes|"
                            r"jpeg datastream|not a jpeg|inconsistent progression|sof type", re.IGNORECASE)
 _TOKEN = b"\x00loaderbench-stderr-sync\x00"
+_STOP = b"\x00loaderbench-stderr-stop\x00"  # the reader's last line (a forked child may hold the pipe open)
 
 
 class NativeStderr:
@@ -64,6 +65,8 @@ class NativeStderr:
         while chunk := os.read(self.r, 65536):
             *lines, buf = (buf + chunk).split(b"\n")
             for line in lines:
+                if line == _STOP:
+                    return
                 self._line(line)
         if buf:
             self._line(buf)
@@ -98,7 +101,8 @@ class NativeStderr:
 
     def _stop(self) -> None:
         sys.stderr.flush()
-        os.dup2(self.saved, 2)  # the pipe's last write end closes: the reader sees its end
+        os.write(2, _STOP + b"\n")
+        os.dup2(self.saved, 2)
         self.thread.join(timeout=5)
         os.close(self.r)
         if self.fault:

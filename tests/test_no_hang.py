@@ -112,9 +112,9 @@ def test_an_unexplained_dali_failure_is_one_line():
             raise RuntimeError("Critical error in pipeline:\nsomething native\nC++ stack trace ...")
 
     class Loader:
-        samples, spec, dataset, stats = [], LoaderSpec(batch_size=2), None, {}
+        samples, spec, dataset, stats, epoch = [], LoaderSpec(batch_size=2), None, {}, 0
 
-        def order(self):
+        def order(self, epoch=None):
             return []
 
     with DaliGuard(Loader()) as guard, pytest.raises(LoaderFailure, match=r"^dali: its pipeline failed at batch 0 \(Critical error in pipeline:\)$"):
