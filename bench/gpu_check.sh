@@ -23,7 +23,8 @@
 #   6 train, eager: resnet50 + resnet18 on the steady set (synthetic first: the ceiling), then
 #     resnet50 on the small set
 #   7 train --compile resnet50; `--mode scaling` (torchvision, dali-cpu: 1, 2, 4, .. workers);
-#     the alternatives (torchvision chunk=16 and pool=threads, torchvision-gpu producers=2);
+#     the alternatives (torchvision-gpu augment=per-image and decoder=nvimgcodec with its parity,
+#     torchvision chunk=16 and pool=threads, torchvision-gpu producers=2);
 #     train --compile resnet18 with what the budget leaves
 #   8 summary tables (each row with its epoch starts inside the window) + one `gpu_check`
 #     record with every step's outcome (bench/gpu/check_summary.py)
@@ -34,7 +35,8 @@
 # Writes under $OUT: gpu.jsonl (every record), gpu_check.log (all output), parity.json,
 # pytest_gpu.xml. Knobs (env): GPU_CHECK_BUDGET (s), GPU_CHECK_N, GPU_CHECK_SMALL_N,
 # GPU_CHECK_BATCH, GPU_CHECK_STEPS, GPU_CHECK_SMOKE=1, GPU_CHECK_DALI_PARTS (/tmp/dali-parts),
-# GPU_CHECK_DALI_SITE (/tmp/dali-site), GPU_CHECK_ONLY (comma list of
+# GPU_CHECK_DALI_SITE (/tmp/dali-site), GPU_CHECK_PREP=1 (only start making the datasets in
+# the background and return: for an earlier call on the same warm machine), GPU_CHECK_ONLY (comma list of
 # pytest,parity,loader,small,eager,compile,scaling,extras: run only those, e.g. a rerun of
 # `compile` on the same warm machine, whose datasets and inductor caches are still there;
 # fingerprint, DALI and datasets always run), GPU_CHECK_SMOKE_COMPILE=1 (also run the
@@ -83,6 +85,8 @@ ARCHS=resnet50,resnet18
 LOADERS=synthetic,torchvision,torchvision-gpu,dali,dali-cpu
 DALI_PARTS=${GPU_CHECK_DALI_PARTS:-/tmp/dali-parts}
 DALI_SITE=${GPU_CHECK_DALI_SITE:-/tmp/dali-site}
+CARRIED=${GPU_CHECK_DALI_CARRIED:-.gl/dali}  # where a call's carried parts land in the repo
+PREP_PID=$LOADERBENCH_DATA/.prep.pid
 T0=$(date +%s)
 
 # bench.run, with torchvision-gpu registered if loaders/__init__.py does not list it yet.
@@ -174,7 +178,8 @@ for name, why in loaders.available().items():
 PY
 }
 
-make_data() {  # make_data DATA
+make_data() {  # make_data DATA (after a background prep from an earlier call, if one runs)
+    local pid; pid=$(cat "$PREP_PID" 2>/dev/null) && while kill -0 "$pid" 2>/dev/null; do sleep 1; done
     "$PY" - "$1" <<'PY'
 import os, sys, time
 from loaders.datasets import resolve
@@ -184,7 +189,12 @@ print(ds.describe(), f"ready in {time.perf_counter() - t:.1f}s on {len(os.sched_
 PY
 }
 
-parity() { "$PY" -m bench.gpu.parity "$DATA" "$PARITY_N" "$OUT/parity.json"; }
+# The batched augmentation (the default on CUDA) against the torchvision backend's pixels.
+parity() { "$PY" -m bench.gpu.parity "$DATA" "$PARITY_N" "$OUT/parity.json" --options augment=batched; }
+parity_nvimgcodec() {
+    "$PY" -m bench.gpu.parity "$DATA" "$PARITY_N" "$OUT/parity_nvimgcodec.json" --options augment=batched,decoder=nvimgcodec
+}
+has_nvimgcodec() { "$PY" -c 'from nvidia import nvimgcodec' 2>/dev/null; }
 
 # DALI from its parts: those this call carried (.gl/dali/*) join what earlier calls copied to
 # $DALI_PARTS; with MANIFEST.json and every part there, it is unpacked into $DALI_SITE and
@@ -192,7 +202,7 @@ parity() { "$PY" -m bench.gpu.parity "$DATA" "$PARITY_N" "$OUT/parity.json"; }
 # PYTHONPATH/LD_LIBRARY_PATH, so every later step's dali/dali-cpu use it.
 dali_install() {
     mkdir -p "$DALI_PARTS"
-    compgen -G ".gl/dali/*" >/dev/null && cp -f .gl/dali/MANIFEST.json .gl/dali/dali-*.tar.xz.* "$DALI_PARTS"/ 2>/dev/null
+    compgen -G "$CARRIED/*" >/dev/null && cp -f "$CARRIED"/MANIFEST.json "$CARRIED"/dali-*.tar.xz.* "$DALI_PARTS"/ 2>/dev/null
     ls -l "$DALI_PARTS"
     "$PY" -m bench.gpu.dali_install --parts "$DALI_PARTS" --target "$DALI_SITE" --check
 }
@@ -210,18 +220,29 @@ summary() {
 
 last_ok() { [[ ${STEP_STATUS[-1]:-} == ok ]]; }
 
-export PY DATA OUT PARITY_N WRAP SMOKE BUDGET CORES BATCH RES N DALI_PARTS DALI_SITE
-export -f bench build_native fingerprint make_data parity dali_install
+export PY DATA OUT PARITY_N WRAP SMOKE BUDGET CORES BATCH RES N DALI_PARTS DALI_SITE PREP_PID CARRIED
+
+# GPU_CHECK_PREP=1 (an earlier call on the same warm machine, e.g. one carrying a DALI part):
+# start making both datasets in a new session, which outlives that call, and return at once;
+# this check's dataset steps then wait for it instead of spending ~90 s of the budget.
+if [[ ${GPU_CHECK_PREP:-0} == 1 ]]; then
+    setsid nohup "$PY" -c 'import sys; from loaders.datasets import resolve; [print(resolve(d, progress=False).describe()) for d in sys.argv[1:]]' \
+        "$DATA" "$SMALL" >"$LOADERBENCH_DATA/prep.log" 2>&1 </dev/null &
+    echo $! >"$PREP_PID"
+    echo "gpu_check prep: making $DATA and $SMALL in the background (pid $!, log $LOADERBENCH_DATA/prep.log)"
+    exit 0
+fi
+export -f bench build_native fingerprint make_data parity parity_nvimgcodec dali_install
 
 main() {
     echo "gpu_check: $(date -u +%FT%TZ)"
     step "fingerprint" 60 fingerprint
-    if compgen -G ".gl/dali/*" >/dev/null || [[ -f $DALI_PARTS/MANIFEST.json ]]; then
+    if compgen -G "$CARRIED/dali-*" >/dev/null || [[ -f $DALI_PARTS/MANIFEST.json ]]; then
         step "dali install (parts -> $DALI_SITE)" 90 dali_install
         # eval in this shell (a step runs in a child); --env is a no-op unpack the second time
         last_ok && eval "$("$PY" -m bench.gpu.dali_install --parts "$DALI_PARTS" --target "$DALI_SITE" --env)"
     else
-        skip "dali install" "no DALI parts in .gl/dali or $DALI_PARTS: dali/dali-cpu use what $PY imports"
+        skip "dali install" "no DALI parts in $CARRIED or $DALI_PARTS: dali/dali-cpu use what $PY imports"
     fi
     step "build loaders._native" 60 build_native
     step "dataset $DATA (steady state)" 120 make_data "$DATA"
@@ -267,6 +288,17 @@ main() {
     # The alternatives to the defaults, train split: torchvision in chunks of 16 (every worker
     # on the batch the consumer waits for), its thread pool, torchvision-gpu with 2 producers.
     local alt=(--mode loader --split train --workers "$CORES" --steps "$LSTEPS" --warmup "$LWARM" --data "$DATA" "${COMMON[@]}")
+    # torchvision-gpu's alternatives: the per-image augment loop (what the batched one replaced)
+    # and nvImageCodec's decoder (it travels with the DALI parts).
+    want extras && step "loader mode: torchvision-gpu augment=per-image" 30 bench "${alt[@]}" --loader torchvision-gpu \
+        --loader-options augment=per-image
+    if want extras && has_nvimgcodec; then
+        step "parity torchvision-gpu decoder=nvimgcodec" 45 parity_nvimgcodec
+        step "loader mode: torchvision-gpu decoder=nvimgcodec" 30 bench "${alt[@]}" --loader torchvision-gpu \
+            --loader-options decoder=nvimgcodec
+    elif want extras; then
+        skip "torchvision-gpu decoder=nvimgcodec" "nvImageCodec not importable (it comes with the DALI parts)"
+    fi
     want extras && step "loader mode: torchvision chunk=16" 30 bench "${alt[@]}" --loader torchvision --loader-options chunk=16
     want extras && step "loader mode: torchvision-gpu producers=2" 30 bench "${alt[@]}" --loader torchvision-gpu --loader-options producers=2
     want extras && step "train eager torchvision chunk=16" 45 bench "${train[@]}" --data "$DATA" --loader torchvision \

@@ -79,7 +79,13 @@ register("ffcv", "ffcv", "FfcvLoader", "FFCV .beton (converted once, cached besi
                   "progress": Option(bool, "conversion progress bar")})
 register("torchvision-gpu", "torchvision_gpu", "TorchvisionGpuLoader",
          "torchvision.io.decode_jpeg on the GPU (nvJPEG, batched), crop/resize/flip on the device; CPU fallback for CMYK/PNG",
-         needs_cuda=True, options={"producers": Option(int, "producer threads building batches on the device", low=1)})
+         needs_cuda=True,
+         options={"producers": Option(int, "producer threads building batches on the device", low=1),
+                  "decoder": Option(str, "torchvision: nvJPEG via decode_jpeg; nvimgcodec: nvImageCodec (hardware JPEG engines)",
+                                    ("torchvision", "nvimgcodec"), tune=True),
+                  "augment": Option(str, "batched: the whole batch's crop/resize/flip in a few ops; per-image: one resize per "
+                                    "image; auto: batched on CUDA, per-image on the CPU", ("auto", "batched", "per-image")),
+                  "ahead": Option(bool, "start the next pass's first batches before this one ends")})
 
 
 def option_problems(names: list[str], options: dict) -> list[str]:

@@ -1,11 +1,11 @@
 """NVIDIA DALI backend: fused decode + crop in DALI's thread pool, uint8 out, shared normalise.
 
 Pipelines
-    train  fn.readers.file(files, labels) -> fn.decoders.image_random_crop (decode fused with
+    train  fn.external_source(files' bytes, labels) -> fn.decoders.image_random_crop (decode fused with
            RandomResizedCrop's window: random_area=spec.scale, random_aspect_ratio=spec.ratio,
            10 attempts) -> fn.resize(res x res, linear, antialiased) -> fn.flip(horizontal=
            coin_flip(0.5)) -> uint8 NHWC
-    val    fn.readers.file in ImageFolder order -> fn.decoders.image -> one fn.resize (linear,
+    val    fn.external_source in ImageFolder order -> fn.decoders.image -> one fn.resize (linear,
            antialiased) of the source window that torchvision's Resize(resize_side("val")) +
            CenterCrop(val_res) keeps, computed per sample from fn.peek_image_shape with
            torchvision's rounding -> uint8 (see _val_window)
@@ -24,29 +24,31 @@ Devices
     prefetch_queue_depth = spec.prefetch (2).
 
 Order and exact epochs
-    DALI's reader shuffles with its own RNG (and a shuffle buffer), which neither follows
-    (seed, epoch) nor matches the other backends. Instead the reader gets the epoch's order
+    DALI's file reader shuffles with its own RNG (and a shuffle buffer), which neither follows
+    (seed, epoch) nor matches the other backends, and holds its file list as a build-time
+    argument (seconds and ~1.75 GB per pipeline at ImageNet's size: loaders/dali_source.py).
+    Instead an external source reads, batch by batch, the files of the epoch's order
     directly: files/labels permuted by torch.randperm seeded with seed*1_000_003 + epoch (the
     same permutation the base Loader uses, so with world=1 the train order is the torchvision
-    backend's, sample for sample), random_shuffle=False. The train pipeline is rebuilt for
-    each pass over the data (new epoch, new resolution, or a second pass): its random-op seed
-    is derived from (seed, epoch, rank), so the same seed + epoch give the same order AND the
-    same crops. The rebuild costs little with small lists and
-    grows with the file list (README, "Speed on the CPU": ~2 s for ImageNet's 1.28M files),
-    paid once per epoch. The val pipeline is built once and reused for every pass (rebuilt only if
-    a pass was abandoned mid-way, leaving the reader mid-epoch).
+    backend's, sample for sample). Each pass has its own pipeline (new
+    epoch, new resolution, a start_batch, or a second pass of a train epoch), whose source reads
+    this rank's slice of the permutation from the pass's first batch on; its random-op seed is
+    derived from (seed, epoch, rank[, start]), so the same seed + epoch give the same order AND
+    the same crops. A resumed pass (set_epoch(e, start_batch=k)) reads exactly the remaining
+    samples in the uninterrupted order; its crops differ (DALI draws them per batch slot from
+    its own RNG sequence, which cannot be advanced without decoding). The next pass's pipeline
+    is built and started before this one ends (loaders/dali_ahead.py: cross-epoch prefetch;
+    the build grows with the file list, README "Speed on the CPU"). The val pipeline serves
+    every pass: its source wraps around to the pass's first batch.
     The loader drives the pipeline itself (schedule_run / share_outputs, as DALI's
     DALIGenericIterator does, minus its copy): exactly len() iterations per pass, at most
-    spec.prefetch ahead and never past the epoch's end (DALIGenericIterator keeps scheduling
-    into the next epoch, work a rebuilt pipeline would throw away). pad_last_batch=True makes
-    the reader's shard end on a batch boundary (the last sample repeated); those repeats are
-    trimmed, so the last batch is short (PARTIAL semantics) and every pass starts at the
-    shard's first sample. With spec.drop_last (train), the partial batch is not read (DROP).
+    spec.prefetch outstanding per pipeline. The last batch is short (PARTIAL semantics); with
+    spec.drop_last (train), the partial batch is not read (DROP).
     CPU batches reach `normalize` as zero-copy views of DALI's buffers, released after it.
 
-Sharding (spec.rank / spec.world -> reader shard_id / num_shards, stick_to_shard=True)
-    Every rank lays out the same epoch permutation (seed + epoch only); DALI gives rank r the
-    contiguous slice [n*r // world, n*(r+1) // world). The slices partition the split: each
+Sharding (DALI's contiguous shards, sliced here: the source reads the rank's own slice)
+    Every rank lays out the same epoch permutation (seed + epoch only); rank r reads the
+    contiguous slice [n*r // world, n*(r+1) // world), DALI's shard_id/num_shards arithmetic. The slices partition the split: each
     sample exactly once per epoch over the ranks. The remainder (n % world) is spread by that
     floor arithmetic, so shard sizes differ by at most one sample; nothing is padded or dropped
     (PARTIAL). Ranks may therefore see different numbers of batches per epoch; `num_samples`,
@@ -54,8 +56,8 @@ Sharding (spec.rank / spec.world -> reader shard_id / num_shards, stick_to_shard
     used: DALI only shards contiguously.)
 
 Progressive resizing: set_resolution(r) takes effect at the next pass; the output size is a
-build-time argument of the rebuilt train pipeline, so it costs nothing beyond the per-epoch
-rebuild above.
+build-time argument, so a pass at a new resolution builds its pipeline at its start (the one
+started early, at the old resolution, is dropped).
 """
 from __future__ import annotations
 
@@ -63,8 +65,11 @@ import numpy as np
 import torch
 
 from .base import Loader
+from .dali_ahead import Ahead
+from .dali_source import PassFiles
 from .decode_errors import DaliGuard
 from .normalize import labels_to, normalize
+from .prefetch import Pass, requested
 
 INSTALL = "install it with `pip install nvidia-dali-cuda120` (or `make venv`)"
 DEVICES = ("auto", "cpu", "gpu")
@@ -142,9 +147,8 @@ class DaliLoader(Loader):
             self.device_id = target.index if target.type == "cuda" and target.index is not None else torch.cuda.current_device()
         self.threads = max(1, spec.default_workers())  # workers=0 ("in the main process") -> 1 thread
         self.samples = dataset.samples(split)
-        self._pipe = None
-        self._key = None  # (epoch, res) the live pipeline was built for
-        self._state = "none"  # none | fresh (built, unread) | done (a full pass read) | partial
+        self._pipe = None  # the pipeline of the pass being read (or last read)
+        self._ahead = Ahead(self)  # the passes' pipelines, the next one started early
         self.settings.update(workers=self.threads, pipeline="gpu (mixed decode)" if self.gpu else "cpu", prefetch=spec.prefetch)
 
     # -- sizes / order: DALI's contiguous shards ---------------------------------------
@@ -172,22 +176,24 @@ class DaliLoader(Loader):
         return self._permutation(self.epoch if epoch is None else epoch)[lo:hi][: self.num_samples]
 
     # -- pipeline -------------------------------------------------------------------------
-    def _build(self, epoch: int, res: int):
+    def _build(self, p: Pass):
+        """A pipeline whose source reads pass p's files: this rank's slice of the epoch's
+        permutation from p's first batch on."""
         from nvidia.dali import fn, pipeline_def, types
 
         spec, gpu = self.spec, self.gpu
-        perm = self._permutation(epoch)
-        files = [self.samples[i][0] for i in perm]
-        labels = [self.samples[i][1] for i in perm]
+        source = PassFiles(self.samples, self.order(p.epoch)[p.start * spec.batch_size:], spec.batch_size)
+        epoch, res = p.epoch, p.res
         train = self.split == "train"
         decode_dev = "mixed" if gpu else "cpu"
         dev = "gpu" if gpu else "cpu"
 
         @pipeline_def(batch_size=spec.batch_size, num_threads=self.threads, device_id=self.device_id,
-                      seed=_seed(spec.seed, epoch, spec.rank, train), prefetch_queue_depth=spec.prefetch)
+                      seed=_seed(spec.seed, epoch, spec.rank, train, *([p.start] if p.start else [])),
+                      prefetch_queue_depth=spec.prefetch)
         def pipe():
-            jpegs, lab = fn.readers.file(files=files, labels=labels, random_shuffle=False, shard_id=spec.rank,
-                                         num_shards=spec.world, stick_to_shard=True, pad_last_batch=True, name="reader")
+            jpegs, lab = fn.external_source(source=source, num_outputs=2, batch=True, batch_info=True,
+                                            dtype=[types.UINT8, types.INT64])
             if train:
                 img = fn.decoders.image_random_crop(jpegs, device=decode_dev, output_type=types.RGB,
                                                     random_area=list(spec.scale), random_aspect_ratio=list(spec.ratio),
@@ -205,18 +211,10 @@ class DaliLoader(Loader):
                                 interp_type=types.INTERP_LINEAR, antialias=True)
             return img, lab
 
-        self._close()
-        p = pipe()
-        p.build()
-        self._pipe, self._key, self._state = p, (epoch, res), "fresh"
-
-    def _ready(self):
-        key = (self.epoch if self.shuffle else 0, self.res)
-        if self._pipe is None or self._key != key or self._state == "partial":
-            self._build(*key)
-        elif self._state == "done" and self.split == "train":
-            self._build(*key)  # a second pass of the same epoch: same order, same crops
-        # val after a full pass: the padded reader stands at its shard's start again
+        built = pipe()
+        built.build()
+        built.files = source  # which files each iteration reads (loaders/dali_source.py)
+        return built
 
     def _to_torch(self, tensor_list):
         """A DALI batch as a torch tensor: a zero-copy view on the CPU (valid until
@@ -233,39 +231,37 @@ class DaliLoader(Loader):
         return out
 
     def _batches(self):
-        with DaliGuard(self) as guard:  # decoder messages on fd 2 -> one line naming the file (loaders/decode_errors.py)
-            yield from self._pass(guard)
-
-    def _pass(self, guard):
-        """Runs exactly len(self) pipeline iterations (prefetch_queue_depth ahead, never past
-        the epoch: no work is thrown away when the next epoch rebuilds), trims the padded
-        last batch, and hands each batch to `normalize` before releasing DALI's buffers."""
-        self._ready()
-        p, spec, bs = self._pipe, self.spec, self.spec.batch_size
-        total, remaining = len(self), self.num_samples
-        self._state = "partial"
-        scheduled = 0
-        while scheduled < min(total, max(1, spec.prefetch)):
-            p.schedule_run()
-            scheduled += 1
-        for j in range(total):
-            images, labels = guard.outputs(p, j, scheduled)
-            k = min(bs, remaining)
-            x = normalize(self._to_torch(images)[:k], spec)
-            y = labels_to(self._to_torch(labels)[:k], spec)
-            p.release_outputs()
-            remaining -= k
-            if scheduled < total:
-                p.schedule_run()
-                scheduled += 1
-            yield guard.keep(j, scheduled, x, y)
-        if self._pipe is p:
-            self._state = "done"
+        """Runs exactly the pass's batches through the pipeline built for it (prefetch_queue_depth
+        ahead), and hands each batch to `normalize` before releasing
+        DALI's buffers. Once the pass's last run is scheduled, the next pass's pipeline is
+        started (loaders/dali_ahead.py): its first batches decode while this pass ends.
+        Decoder messages on fd 2 -> one line naming the file (loaders/decode_errors.py)."""
+        p, spec, bs = requested(self), self.spec, self.spec.batch_size
+        done = False
+        with DaliGuard(self) as guard:  # before take(): it schedules the pass's first runs
+            try:
+                run = guard.attach(self._ahead.take(p))
+                self._pipe, remaining = run.pipe, self.num_samples - p.start * bs
+                for j in range(run.total):
+                    images, labels = guard.outputs(run.pipe, j, run.scheduled)
+                    k = min(bs, remaining)
+                    x = normalize(self._to_torch(images)[:k], spec)
+                    y = labels_to(self._to_torch(labels)[:k], spec)
+                    run.pipe.release_outputs()
+                    remaining -= k
+                    self._ahead.consumed()
+                    yield guard.keep(j, run.scheduled, x, y)
+                done = True
+            finally:
+                self._ahead.finish(done)
+                self.stats["passes_prefetched"] = self._ahead.prefetched
 
     # -- lifecycle ------------------------------------------------------------------------
     def _close(self):
-        self._pipe = None  # DALI frees its threads and buffers with the pipeline
-        self._state = "none"
+        cur = self._ahead.current
+        DaliGuard.release_held(self, cur.next if cur is not None else None)  # fd 2 kept for the next pass
+        self._ahead.drop()  # DALI frees its threads and buffers with the pipelines
+        self._pipe = None
 
     def close(self):
         self._close()

@@ -8,10 +8,11 @@ on the few files a backend's failure points at, never on a whole split.
 DALI (CPU) decodes a JPEG with a corrupt body without raising: libjpeg prints its warnings to
 the process's stderr (fd 2, 1-3 lines per file; the GPU decoders print ~29 lines of
 `[jpeg_parser]` / `nvImageCodec` noise without a file name) and DALI hands on garbage pixels.
-`DaliGuard` therefore captures fd 2 while a DALI pass runs (`NativeStderr`: a pipe read by a
+`DaliGuard` therefore captures fd 2 while a DALI pass runs (loaders/native_stderr.py `NativeStderr`: a pipe read by a
 thread; every line that is not a decoder message goes straight on to the real stderr), and
 when decoder messages arrived before a batch is handed on, checks that batch's files (and those
-of the batches DALI already decodes ahead) with decode_problem: the bad one is one DataError
+of the batches DALI already decodes ahead, the next pass's pipeline's first ones included: fd 2
+stays captured between passes while it runs, loaders/dali_ahead.py) with decode_problem: the bad one is one DataError
 naming it, or with --skip-bad is quarantined (loaders/datasets/quarantine.py) and its row
 dropped from the batch, and the pass goes on. Decoder messages no file explains are passed on
 to stderr as they were. A DALI exception (a file gone, a decoder that raises) becomes one line
@@ -19,20 +20,10 @@ the same way: the file it points at, else a LoaderFailure with DALI's first line
 """
 from __future__ import annotations
 
-import faulthandler
-import os
-import re
-import sys
-import threading
-
 from .datasets import undecodable
-from .datasets.quarantine import quarantine, skip_bad
+from .datasets.quarantine import quarantine_counted, skip_bad
 from .faults import LoaderFailure
-
-# What libjpeg(-turbo), DALI's jpeg parser and nvImageCodec print when a decode goes wrong.
-DECODER_NOISE = re.compile(r"corrupt jpeg|premature end|bogus|unsupported jpeg|invalid (jpeg|marker|huffman|component|scan|sos)|"
-                           r"huffman table|quantization table|jpeg_parser|nvimagecodec|nvjpeg|extraneous bytes|"
-                           r"jpeg datastream|not a jpeg|inconsistent progression|sof type", re.IGNORECASE)
+from .native_stderr import NativeStderr
 
 
 def decode_problem(path: str) -> str | None:
@@ -58,126 +49,97 @@ def why(error, path: str) -> str:
     return str(error)[len(path) + 2:]
 
 
-# -- fd 2 while DALI runs ----------------------------------------------------------------------
-_TOKEN = b"\x00loaderbench-stderr-sync\x00"
-
-
-class NativeStderr:
-    """fd 2 redirected into a pipe for as long as one is acquired (refcounted: the process has
-    one fd 2). A reader thread passes every line on to the real stderr at once, except decoder
-    messages, which it keeps; sync() returns how many it kept, counting everything written
-    before the call (a marker line goes through the same pipe)."""
-
-    _lock = threading.Lock()
-    _users = 0
-    _current: "NativeStderr | None" = None
-
-    @classmethod
-    def acquire(cls) -> "NativeStderr":
-        with cls._lock:
-            if cls._current is None:
-                cls._current = cls()
-            cls._users += 1
-            return cls._current
-
-    @classmethod
-    def release(cls) -> None:
-        with cls._lock:
-            cls._users -= 1
-            if cls._users == 0 and cls._current is not None:
-                cls._current._stop()
-                cls._current = None
+class _Checked:
+    """What DaliGuard learnt about one pass's batches (kept on its Run: the pipeline started
+    ahead decodes the next pass's first batches while this pass's guard listens)."""
 
     def __init__(self):
-        self.kept: list[str] = []
-        self.count = self.sent = self.seen = 0
-        self.cond = threading.Condition()
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        r, w = os.pipe()
-        os.dup2(w, 2)
-        os.close(w)
-        self.r = r
-        self.fault = faulthandler.is_enabled()
-        if self.fault:  # a crash's traceback goes to the terminal, not into the pipe
-            faulthandler.enable(file=self.saved, all_threads=True)
-        self.thread = threading.Thread(target=self._read, name="native-stderr", daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        buf = b""
-        while chunk := os.read(self.r, 65536):
-            *lines, buf = (buf + chunk).split(b"\n")
-            for line in lines:
-                self._line(line)
-        if buf:
-            self._line(buf)
-
-    def _line(self, raw: bytes) -> None:
-        with self.cond:
-            if raw == _TOKEN:
-                self.seen += 1
-                self.cond.notify_all()
-                return
-            text = raw.decode(errors="replace")
-            if DECODER_NOISE.search(text):
-                self.kept.append(text)
-                self.count += 1
-                return
-        os.write(self.saved, raw + b"\n")
-
-    def sync(self) -> int:
-        sys.stderr.flush()
-        with self.cond:
-            self.sent += 1
-            target = self.sent
-        os.write(2, _TOKEN + b"\n")
-        with self.cond:
-            self.cond.wait_for(lambda: self.seen >= target, timeout=5)
-            return self.count
-
-    def explained(self) -> None:
-        """The kept messages are accounted for by a file named in one line: drop them."""
-        with self.cond:
-            self.kept.clear()
-
-    def _stop(self) -> None:
-        sys.stderr.flush()
-        os.dup2(self.saved, 2)  # the pipe's last write end closes: the reader sees its end
-        self.thread.join(timeout=5)
-        os.close(self.r)
-        if self.fault:
-            faulthandler.enable(file=sys.stderr, all_threads=True)
-        for text in self.kept:  # decoder messages no file explained: not hidden
-            os.write(2, text.encode() + b"\n")
-        os.close(self.saved)
+        self.checked: set[int] = set()
+        self.bad: dict[int, list[int]] = {}  # batch -> rows to drop
+        self.errors: dict[int, list] = {}  # batch -> [(path, DataError)] met ahead, settled at that batch
 
 
 class DaliGuard:
     """One DALI pass: fd 2 captured (NativeStderr), and before batch j is handed on, the
     decoder messages so far explained by the files of batches j.. (decoded, or being decoded
-    ahead); see the module docstring."""
+    ahead, the next pass's first ones included); see the module docstring. `run`: the pass's
+    loaders/dali_ahead.Run (None: the files are the epoch's order from batch 0)."""
 
-    def __init__(self, loader):
+    def __init__(self, loader, run=None):
         self.loader = loader
-        self.files = [loader.samples[i][0] for i in loader.order()]
+        self.epoch, self._order = loader.epoch, None  # run None: the epoch's order, computed only when a file must be checked
         self.bs = loader.spec.batch_size
         self.skip = skip_bad(loader.dataset)
-        self.checked: set[int] = set()
-        self.bad: dict[int, list[int]] = {}  # batch -> rows to drop
+        # libjpeg may print a bad file's last message after DALI handed its batch on (or after
+        # the pass ended): once the loader met a bad file, messages no other file explains are its
+        self.met_bad = bool(getattr(loader, "_dali_met_bad", False))
+        self.attach(run)
         self.noise = 0
-        self.met_bad = False
         self.pipe, self.next, self.scheduled = None, 0, 0  # what DALI is still decoding for this pass
+
+    def attach(self, run):
+        """The pass's Run, once taken (its first runs are scheduled inside the guard)."""
+        self.run, self.state = run, self._state(run)
+        self.met_bad = self.met_bad or bool(self.state.bad or self.state.errors)  # met while the last pass read
+        return run
+
+    @staticmethod
+    def _state(run) -> _Checked:
+        if run is None:
+            return _Checked()
+        if getattr(run, "checked", None) is None:
+            run.checked = _Checked()
+        return run.checked
 
     def __enter__(self):
         self.err = NativeStderr.acquire()
+        if getattr(self.loader, "_stderr_held", False):  # held over from the last pass (its next pipeline ran)
+            self.loader._stderr_held = False
+            NativeStderr.release()
+        self.noise = self.err.sync() - len(self.err.kept)  # messages no file explained yet may be this pass's
         return self
 
     def __exit__(self, *exc):
         try:
             self._drain()
         finally:
-            NativeStderr.release()
+            nxt = getattr(self.run, "next", None)
+            if exc[0] is None and nxt is not None:  # the next pass's pipeline decodes on: keep listening
+                self.loader._stderr_held = True
+            else:
+                DaliGuard._release(self.loader)
+
+    @staticmethod
+    def _release(loader) -> None:
+        """Give fd 2 back; a loader that met bad files owns the decoder messages that arrive
+        while the capture ends (libjpeg's late lines: the module docstring), when it is the last user."""
+        cur = NativeStderr._current
+        if cur is not None and NativeStderr._users == 1 and getattr(loader, "_dali_met_bad", False):
+            cur.late_explained = True
+        NativeStderr.release()
+
+    @staticmethod
+    def release_held(loader, nxt) -> None:
+        """Close with fd 2 still held for the next pass's pipeline (`nxt`, never read): let it
+        finish what it decodes, and drop the messages its files explain, then give fd 2 back."""
+        if not getattr(loader, "_stderr_held", False):
+            return
+        loader._stderr_held = False
+        try:
+            if nxt is not None:
+                guard = DaliGuard(loader, nxt)
+                guard.err, guard.noise = NativeStderr._current, 0
+                for _ in range(nxt.scheduled):
+                    nxt.pipe.share_outputs()
+                    nxt.pipe.release_outputs()
+                nxt.pipe._shutdown()  # waits for DALI's threads: their last messages are in the pipe now
+                found = guard._check_run(nxt, range(nxt.scheduled))
+                if guard.err is not None and guard.err.sync() > 0 and (found or guard.met_bad):  # sync: the check's own messages too
+                    guard.err.explained()
+        except RuntimeError:
+            pass  # a pipeline that failed ahead: nothing of it is read
+        finally:
+            DaliGuard._release(loader)
 
     def _drain(self) -> None:
         """A pass abandoned mid-way: let DALI finish the batches it decodes ahead (their
@@ -193,22 +155,38 @@ class DaliGuard:
         if self.err.sync() > self.noise:
             self._check(range(self.next, self.scheduled))
 
-    def _check(self, batches) -> list:
-        """DataErrors for the bad files of these batches, in order; their rows noted."""
-        found = []
+    def _paths(self, run, b: int) -> list[str]:
+        if run is None:
+            if self._order is None:
+                self._order = self.loader.order(self.epoch)
+            return [self.loader.samples[i][0] for i in self._order[b * self.bs:(b + 1) * self.bs]]
+        return run.pipe.files.paths(b) if b < run.total else []
+
+    def _check_run(self, run, batches) -> list:
+        state, found = self._state(run), []
         for b in batches:
-            if b in self.checked:
+            if b in state.checked:
                 continue
-            self.checked.add(b)
-            for row, path in enumerate(self.files[b * self.bs:(b + 1) * self.bs]):
+            state.checked.add(b)
+            for row, path in enumerate(self._paths(run, b)):
                 err = decode_error(path)
                 if err is not None:
-                    found.append((path, err))
-                    self.bad.setdefault(b, []).append(row)
-        # libjpeg may print a bad file's last message after DALI handed its batch on: once this
-        # pass met a bad file, messages that no other file explains are its own.
-        self.met_bad = self.met_bad or bool(found)
+                    found.append((b, path, err))
+                    state.bad.setdefault(b, []).append(row)
+        return found
+
+    def _check(self, batches) -> list:
+        """DataErrors for the bad files of these batches, in order; their rows noted. The next
+        pass's in-flight batches are checked too; what they hold is settled when it is read."""
+        found = [(path, err) for _, path, err in self._check_run(self.run, batches)]
+        nxt = getattr(self.run, "next", None)
+        ahead = self._check_run(nxt, range(nxt.scheduled)) if nxt is not None else []
+        for b, path, err in ahead:
+            self._state(nxt).errors.setdefault(b, []).append((path, err))
+        self.met_bad = self.met_bad or bool(found) or bool(ahead)  # see __init__
         if self.met_bad:
+            self.loader._dali_met_bad = True
+            self.noise = max(self.noise, self.err.sync())  # decode_error's own libjpeg messages too
             self.err.explained()
         return found
 
@@ -216,10 +194,8 @@ class DaliGuard:
         """Stop at the first bad file, or (--skip-bad) quarantine them all and go on."""
         if found and not self.skip:
             raise found[0][1] from None
-        stats = self.loader.stats
         for path, err in found:
-            if quarantine(self.loader.dataset, path, why(err, path)):
-                stats["quarantined_at_decode"] = stats.get("quarantined_at_decode", 0) + 1
+            quarantine_counted(self.loader, path, why(err, path))
 
     def outputs(self, pipe, j: int, scheduled: int):
         """pipe.share_outputs() for batch j; a DALI exception becomes one line."""
@@ -230,7 +206,7 @@ class DaliGuard:
             return out
         except RuntimeError as e:
             self.pipe = None  # nothing more to drain
-            found = self._check(range(j, scheduled))
+            found = self.state.errors.pop(j, []) + self._check(range(j, scheduled))
             if found:  # DALI cannot go on after raising: stop, the file named (--skip-bad: remembered for the next start)
                 self._settle(found[:1])
                 raise found[0][1] from None
@@ -240,11 +216,12 @@ class DaliGuard:
     def keep(self, j: int, scheduled: int, x, y):
         """(x, y) of batch j, without the rows of files that did not decode (--skip-bad)."""
         self.scheduled = scheduled
+        self._settle(self.state.errors.pop(j, []))  # met while the last pass read
         n = self.err.sync()
         if n > self.noise:
             self.noise = n
             self._settle(self._check(range(j, scheduled)))
-        rows = self.bad.pop(j, None)
+        rows = self.state.bad.pop(j, None)
         if not rows:
             return x, y
         import torch

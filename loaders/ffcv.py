@@ -30,6 +30,8 @@ Option `order="quasi_random"` uses FFCV's QUASI_RANDOM (needs `os_cache=False`) 
 rank's fixed slice rank::world (FFCV does not support it in distributed mode); its page table is
 rebuilt each epoch because FFCV shuffles it in place (else same seed + epoch -> another order).
 Crops and flips come from numba's unseeded RNG inside the decoder: random, not reproducible.
+set_epoch(e, start_batch=k) hands FFCV the epoch's order from batch k on (exact order; crops
+random as always). Cross-epoch prefetch and the warm start: loaders/ffcv_ahead.py.
 
 spec.options: write_mode / max_resolution / jpeg_quality / compress_probability (the write
 policy, see ffcv_convert.WRITE_DEFAULTS), order ("random" | "quasi_random"), os_cache (True),
@@ -37,15 +39,19 @@ batches_ahead (3, FFCV's default), progress (True: conversion progress bar).
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import torch
 
 from .base import Loader, shard
+from .faults import ffcv_batches, watch_ffcv_threads
+from .ffcv_ahead import Epochs, stop
 from .ffcv_convert import ConversionError, ensure_beton, write_params
 from .host import cpu_cores
 from .normalize import labels_to, normalize
+from .prefetch import Pass, indices, requested
 
 INSTALL = "apt-get install -y pkg-config libturbojpeg0-dev libopencv-dev && pip install ffcv (or `make venv`)"
 
@@ -72,6 +78,10 @@ def _ffcv():
             import ffcv.loader
             import ffcv.transforms
             import ffcv.traversal_order.base
+
+            from .ffcv_types import install
+
+            install()  # FFCV's memory managers mutated numba's shared types (loaders/ffcv_types.py)
         finally:
             torch.set_num_threads(threads)
         _FFCV = ffcv
@@ -213,42 +223,61 @@ class FfcvLoader(Loader):
             kw.update(indices=np.array(shard(n, spec.rank, spec.world), dtype=np.int64))
             order = ffcv.loader.OrderOption.QUASI_RANDOM
         elif order_name in ("random", "sequential"):
-            order = self.order  # base order(epoch): permutation (train) / ImageFolder order (val), sharded
+            # base order(epoch) (permutation for train, ImageFolder order for val, sharded) from
+            # the first batch of the pass being started (FFCV asks with the epoch only)
+            order = lambda epoch: indices(self, self._starting)  # noqa: E731
         else:
             raise ValueError(f"order must be 'random' or 'quasi_random', not {order_name!r}")
+        self._starting = Pass(self.epoch if self.shuffle else 0, self.res, 0)  # the pass whose EpochIterator is being made
         t0 = time.perf_counter()
         self._loader = make_loader(path, spec.batch_size, pipelines, workers, order=order, **kw)
         self.stats["construct_s"] = round(time.perf_counter() - t0, 3)
-        self._first = True
+        self._quasi = order_name == "quasi_random"
+        # the next epoch's iterator runs ahead (loaders/ffcv_ahead.py); the first one is
+        # started now and its first batch (numba's compile) waited for: see warm()
+        self._epochs = Epochs(self, self._start, overlap=os_cache)
+        self.stats["warm_s"] = round(self._epochs.warm(self._starting), 3)
 
-    def set_resolution(self, res: int) -> None:
-        super().set_resolution(res)
-        self._decoder.output_size = (self.res, self.res)  # FFCV re-allocates each epoch
-
-    def _batches(self):
+    def _start(self, p: Pass):
+        """An EpochIterator for pass p (its producer thread starts at once)."""
         lo = self._loader
         if lo is None:
             raise RuntimeError("loader is closed")
-        lo.next_epoch = self.epoch  # the epoch FFCV passes to the traversal order
+        self._starting = p
+        lo.next_epoch = p.epoch  # the epoch FFCV passes to the traversal order
+        self._decoder.output_size = (p.res, p.res)  # FFCV allocates per iterator
         if hasattr(lo.traversal_order, "prepare_data_structures"):
             # QuasiRandom shuffles its page table in place, so an epoch's order would depend on
             # the epochs drawn before it: rebuild the table for same seed + epoch -> same order.
             lo.traversal_order.prepare_data_structures()
+        watch_ffcv_threads()  # its producer thread starts in iter(lo) and may die before it is read
         threads = torch.get_num_threads()
-        t0 = time.perf_counter()
-        it = iter(lo)
-        torch.set_num_threads(threads)
         try:
-            for images, labels in it:
-                if self._first:  # numba compiles the pipeline on the first batch
-                    self._first = False
-                    self.stats["first_batch_s"] = round(time.perf_counter() - t0, 3)
-                x = normalize(torch.from_numpy(images), self.spec, "NHWC")  # a new tensor
-                y = labels_to(torch.from_numpy(labels).reshape(-1).clone(), self.spec)
-                yield x, y
+            return iter(lo)
         finally:
-            it.close()  # stops FFCV's producer thread when the epoch is abandoned early
             torch.set_num_threads(threads)
 
+    def _batches(self):
+        p = requested(self)
+        it = self._epochs.take(p)
+        skip = p.start if self._quasi else 0  # FFCV's own order: read up to the start, unseen
+        n = math.ceil(len(it.order) / self.spec.batch_size)
+        batches = ffcv_batches(it)  # not next(it): a dead FFCV thread would hang it (loaders/faults.py)
+        threads = torch.get_num_threads()
+        try:
+            for k in range(n):
+                images, labels = next(batches)
+                x = normalize(torch.from_numpy(images), self.spec, "NHWC")  # a new tensor
+                y = labels_to(torch.from_numpy(labels).reshape(-1).clone(), self.spec)
+                self._epochs.after_batch(p, it, k == n - 1)
+                if k >= skip:
+                    yield x, y
+        finally:
+            stop(it)  # ends FFCV's producer thread (at once when the pass was read to its end)
+            torch.set_num_threads(threads)
+            self.stats["passes_prefetched"] = self._epochs.prefetched
+
     def close(self):
+        if getattr(self, "_epochs", None) is not None:
+            self._epochs.drop()
         self._loader = None

@@ -226,19 +226,7 @@ def convert(samples, path: Path, params: dict, workers: int | None = None, progr
         dog.join()
         for p in dog.seen:
             p.join(timeout=5)
-    messages = []
-    for _ in range(counts[2] + counts[3]):
-        try:
-            messages.append(errors.get(timeout=5))
-        except Exception:  # queue.Empty: a message was lost, the count was not
-            break
-    errors.close()
-    bad = [m for m in messages if isinstance(m, tuple)]  # (index, message): undecodable files
-    failure = None
-    if counts[2]:
-        failure = next((m for m in messages if isinstance(m, str)), f"{counts[2]} sample(s) failed")
-    elif interrupted:
-        failure = dog.died or "a writer process died"
+    failure, bad = _outcome(errors, counts, (dog.died or "a writer process died") if interrupted else None)
     if failure is not None or counts[3]:
         tmp.unlink(missing_ok=True)
     if failure is not None:
@@ -247,6 +235,21 @@ def convert(samples, path: Path, params: dict, workers: int | None = None, progr
         raise UndecodableFiles(bad or [(-1, f"{counts[3]} file(s) could not be decoded")])
     os.replace(tmp, path)
     return page
+
+
+def _outcome(errors, counts, died: str | None) -> tuple[str | None, list]:
+    """(the failure that stops the conversion or None, [(index, message)] of undecodable files)."""
+    messages = []
+    for _ in range(counts[2] + counts[3]):
+        try:
+            messages.append(errors.get(timeout=5))
+        except Exception:  # queue.Empty: a message was lost, the count was not
+            break
+    errors.close()
+    bad = [m for m in messages if isinstance(m, tuple)]
+    if counts[2]:
+        return next((m for m in messages if isinstance(m, str)), f"{counts[2]} sample(s) failed"), bad
+    return died, bad
 
 
 class _quiet:

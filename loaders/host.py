@@ -45,3 +45,13 @@ def collect_before_fork() -> None:
     import gc
 
     gc.collect()
+
+
+def leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT/SIGTERM: Ctrl-C and a preemption's SIGTERM reach the
+    whole process group, and a worker that died of them would fail the step the main process
+    is finishing before it writes its checkpoint; the main process shuts the workers down."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -14,6 +14,7 @@ class Option:
     low: float | None = None  # numbers: the smallest allowed
     high: float | None = None
     none_ok: bool = False  # `none` (YAML null) is allowed, meaning the backend's default / no limit
+    tune: bool = False  # `--mode tune` tries each of the choices (those that fail here are rows, not stops)
 
     def problem(self, value) -> str | None:
         """Why `value` is not allowed, or None."""

@@ -17,7 +17,8 @@ Either way the epoch order is the base class's `order()` (same seed + epoch -> s
 sharded rank::world), each sample's crop comes from an RNG seeded by (seed, epoch, index) (same
 crops whatever workers, threads or scheduling), every sample exactly once per epoch (the last
 batch is short unless drop_last), and set_epoch / set_resolution take effect at the next pass.
-workers=0 decodes in the calling thread. Prefetch: workers x spec.prefetch batches in flight.
+workers=0 decodes in the calling thread. Prefetch: workers x spec.prefetch batches in flight,
+into the next epoch's first batches near an epoch's end (loaders/prefetch.py).
 
 spec.options: pool ("threads" | "processes"), decoder ("auto": simplejpeg + torch resize for
 train when simplejpeg is installed, see loaders/augment.py; "pil": PIL decode + PIL resize
@@ -30,7 +31,6 @@ process's GIL caps a thread pool (README, "Speed on the CPU" and the H200 result
 from __future__ import annotations
 
 import math
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -40,9 +40,11 @@ from torch.utils.data import DataLoader, Sampler
 from .base import Loader
 from .datasets import DataError, undecodable
 from .datasets.quarantine import bad_label, fill_or_mark, keep_good, skip_bad
+from .faults import worker_died, worker_message
 from .geometry import sample_rng
-from .host import collect_before_fork, cpu_cores
+from .host import collect_before_fork, cpu_cores, leave_stop_signals_to_the_main_process
 from .normalize import labels_to, normalize
+from .prefetch import JobStream, batches, chain, following, indices, requested
 from .reference import train_crop, val_crop
 from .torchvision_decode import train_into, val_into
 
@@ -113,16 +115,6 @@ def _fill_part(images, labels, samples, split, spec, res, epoch, indices, start,
 
 
 # -- processes: a DataLoader -----------------------------------------------------------------
-def worker_message(e: Exception) -> str:
-    """The original one-line message of an exception a DataLoader worker raised (the main
-    process gets "Caught X in DataLoader worker process N" and the worker's traceback)."""
-    lines = [line for line in str(e).splitlines() if line.strip()]
-    for line in reversed(lines):
-        if f"{type(e).__name__}: " in line:
-            return line.split(f"{type(e).__name__}: ", 1)[1]
-    return lines[-1] if lines else type(e).__name__
-
-
 class _Files(torch.utils.data.Dataset):
     def __init__(self, samples, split, spec, skip=False):
         self.samples, self.split, self.spec, self.skip = samples, split, spec, skip
@@ -157,25 +149,15 @@ class _Chunks(Sampler):
         self.loader, self.chunk = loader, chunk
 
     def __iter__(self):
-        lo, start = self.loader, 0
-        order = lo.pass_order()
-        for size in batch_sizes(len(order), lo.spec.batch_size):
-            for k in range(start, start + size, self.chunk):
-                yield [(i, lo.res, lo.epoch) for i in order[k:min(k + self.chunk, start + size)]]
-            start += size
+        """This pass's chunks, then the next passes' (prefetch.chain): the workers start on the
+        next epoch while this one's last batches are consumed."""
+        lo = self.loader
+        for p, batch in chain(lo, lo._dl_start, lambda q: batches(lo, q)):
+            for k in range(0, len(batch), self.chunk):
+                yield [(i, p.res, p.epoch) for i in batch[k:k + self.chunk]]
 
     def __len__(self):
         return sum(math.ceil(n / self.chunk) for n in batch_sizes(self.loader.num_samples, self.loader.spec.batch_size))
-
-
-def _leave_stop_signals_to_the_main_process(_worker_id: int) -> None:
-    """DataLoader workers ignore SIGINT/SIGTERM: Ctrl-C and a preemption's SIGTERM reach the
-    whole process group, and a worker that died of them would fail the step the main process
-    is finishing before it writes its checkpoint; the main process shuts the workers down."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def collate_uint8(batch):
@@ -199,6 +181,8 @@ class TorchvisionLoader(Loader):
         self.settings.update(workers=self.workers, pool=self.pool, prefetch=spec.prefetch)
         self._exec = None
         self._dl = None
+        self._stream = None  # threads: the batches in flight (loaders/prefetch.py)
+        self._dl_iter, self._dl_start, self._dl_head, self._dl_prefetched = None, None, None, 0  # processes
         if self.pool == "processes":
             # Samples per worker task: a whole batch unless spec.options["chunk"] (see _Chunks).
             self.chunk = int(spec.options.get("chunk", 0)) or spec.batch_size
@@ -209,7 +193,7 @@ class TorchvisionLoader(Loader):
                 batch_sampler=_Chunks(self, self.chunk),
                 num_workers=self.workers,
                 collate_fn=collate_uint8,
-                worker_init_fn=_leave_stop_signals_to_the_main_process,
+                worker_init_fn=leave_stop_signals_to_the_main_process,
                 pin_memory=self.pin,
                 persistent_workers=self.workers > 0,
                 # the same memory as spec.prefetch whole batches per worker
@@ -217,69 +201,81 @@ class TorchvisionLoader(Loader):
             )
         elif self.workers > 0:
             self._exec = ThreadPoolExecutor(self.workers, thread_name_prefix="tv-decode")
+            depth = self.workers * max(1, spec.prefetch)  # batches in flight
+            self._stream = JobStream(self, depth, lambda p: batches(self, p), self._submit, self._wait, self._cancel)
 
     def _batches(self):
+        p = requested(self)
         if self._dl is not None:
-            todo = batch_sizes(len(self.order()) - self.start_batch * self.spec.batch_size, self.spec.batch_size)
+            yield from self._from_workers(p)
+        elif self._exec is None:  # workers=0: in the calling thread
+            args = (self.samples, self.split, self.spec, p.res, p.epoch)
+            for chunk in batches(self, p):
+                yield self._out(*_batch(*args, chunk, self.pin, self.skip_bad))
+        else:
+            for images, labels in self._stream.run(p):
+                yield self._out(images, labels)
+        self.stats["passes_prefetched"] = self._prefetched()
+
+    def _prefetched(self) -> int:
+        return self._stream.prefetched if self._stream is not None else self._dl_prefetched
+
+    # -- threads: each batch cut into tasks of `task` samples that the threads fill in place,
+    # so every thread works on the oldest batch first: the batch the main thread waits for is
+    # finished by all threads together, not by one. The stream keeps workers x prefetch
+    # batches in flight, into the next pass too (loaders/prefetch.py).
+    def _submit(self, p, chunk):
+        task = max(1, int(self.spec.options.get("task", TASK)))
+        images = torch.empty((len(chunk), p.res, p.res, 3), dtype=torch.uint8, pin_memory=self.pin)
+        labels = torch.empty(len(chunk), dtype=torch.int64)
+        args = (self.samples, self.split, self.spec, p.res, p.epoch)
+        futs = [self._exec.submit(_fill_part, images, labels, *args, chunk[k:k + task], k, self.skip_bad) for k in range(0, len(chunk), task)]
+        return images, labels, futs
+
+    @staticmethod
+    def _wait(job):
+        images, labels, futs = job
+        for f in futs:
+            f.result()
+        return images, labels
+
+    @staticmethod
+    def _cancel(job):  # queued tasks are dropped; running ones finish into a batch nobody reads
+        for f in job[2]:
+            f.cancel()
+
+    # -- processes: the DataLoader's sampler runs on into the next pass (_Chunks) -----------
+    def _from_workers(self, p):
+        if self._dl_head != p or self._dl_iter is None:
             if self._dl._iterator is None:  # the first pass forks the (persistent) workers
                 collect_before_fork()
-            chunks = iter(self._dl)  # the sampler takes this pass's order (and its start) here
-            device = torch.device(self.spec.device)
-            for size in todo:
-                try:
-                    parts = [next(chunks) for _ in range(math.ceil(size / self.chunk))]
-                except DataError as e:  # re-raised by the DataLoader with a traceback around it
-                    raise DataError(worker_message(e)) from None
-                # Joined where the batch goes: on a GPU each chunk is copied over as it is
-                # (pinned, asynchronous) and joined there, never once more on the host.
-                if len(parts) == 1:
-                    images, labels = parts[0]
-                else:
-                    images = torch.cat([p[0].to(device, non_blocking=True) for p in parts])
-                    labels = torch.cat([p[1] for p in parts])
-                images, labels = keep_good(self, images, labels)
-                yield normalize(images, self.spec), labels_to(labels, self.spec)
-            return
-        order, bs, res, epoch = self.pass_order(), self.spec.batch_size, self.res, self.epoch
-        chunks = [order[i:i + bs] for i in range(0, len(order), bs)]
-        args = (self.samples, self.split, self.spec, res, epoch)
-        if self._exec is None:  # workers=0: in the calling thread
-            for chunk in chunks:
-                images, labels = keep_good(self, *_batch(*args, chunk, self.pin, self.skip_bad))
-                yield normalize(images, self.spec), labels_to(labels, self.spec)
-            return
-        # Each batch is cut into tasks of `task` samples that the threads fill in place, so
-        # every thread works on the oldest batch first: the batch the main thread waits for is
-        # finished by all threads together, not by one.
-        task = max(1, int(self.spec.options.get("task", TASK)))
-        depth = max(1, self.workers * max(1, self.spec.prefetch))  # batches in flight
-        pending: deque = deque()
-        todo = iter(chunks)
+            self._dl_start = p
+            self._dl_iter = iter(self._dl)  # the sampler starts at p here; in-flight work is drained
+        else:
+            self._dl_prefetched += 1
+        self._dl_head = None  # unknown until the pass is read to its end
+        device = torch.device(self.spec.device)
+        for size in batch_sizes(len(indices(self, p)), self.spec.batch_size):
+            try:
+                parts = [next(self._dl_iter) for _ in range(math.ceil(size / self.chunk))]
+            except DataError as e:  # re-raised by the DataLoader with a traceback around it
+                raise DataError(worker_message(e)) from None
+            except (RuntimeError, OSError, EOFError) as e:  # a worker killed: one line, not a traceback (loaders/faults.py)
+                raise worker_died(e, self._dl) from None
+            # Joined where the batch goes: on a GPU each chunk is copied over as it is
+            # (pinned, asynchronous) and joined there, never once more on the host.
+            if len(parts) == 1:
+                images, labels = parts[0]
+            else:
+                images = torch.cat([p_[0].to(device, non_blocking=True) for p_ in parts])
+                labels = torch.cat([p_[1] for p_ in parts])
+            yield self._out(images, labels)
+        self._dl_head = following(self, p)
 
-        def submit(chunk):
-            images = torch.empty((len(chunk), res, res, 3), dtype=torch.uint8, pin_memory=self.pin)
-            labels = torch.empty(len(chunk), dtype=torch.int64)
-            futs = [self._exec.submit(_fill_part, images, labels, *args, chunk[k:k + task], k, self.skip_bad) for k in range(0, len(chunk), task)]
-            pending.append((images, labels, futs))
-
-        try:
-            for chunk in todo:
-                submit(chunk)
-                if len(pending) >= depth:
-                    break
-            while pending:
-                images, labels, futs = pending.popleft()
-                for f in futs:
-                    f.result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    submit(nxt)
-                images, labels = keep_good(self, images, labels)
-                yield normalize(images, self.spec), labels_to(labels, self.spec)
-        finally:  # an abandoned pass: drop what was queued, let running tasks finish
-            for _, _, futs in pending:
-                for f in futs:
-                    f.cancel()
+    def _out(self, images, labels):
+        """A filled uint8 batch as the contract's (images, labels), without samples marked bad."""
+        images, labels = keep_good(self, images, labels)
+        return normalize(images, self.spec), labels_to(labels, self.spec)
 
     def close(self):
         if self._dl is not None:
@@ -287,6 +283,9 @@ class TorchvisionLoader(Loader):
             if it is not None and hasattr(it, "_shutdown_workers"):
                 it._shutdown_workers()
             self._dl = None
+        if self._stream is not None:
+            self._stream.drop()
+        self._dl_iter = None
         if self._exec is not None:
             self._exec.shutdown(wait=True, cancel_futures=True)
             self._exec = None

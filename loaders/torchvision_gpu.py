@@ -16,40 +16,45 @@ Pipeline: a thread pool (spec.workers threads, default every core) reads files a
 producer thread (spec.options["producers"], default 1) decodes each batch on the device on its
 own CUDA stream and builds the uint8 batch (N×3×H×W, channels_last strides); the consumer waits
 on the batch's event and hands it to the ONE shared `normalize`. Up to spec.prefetch batches
-per producer are in flight. `stats` counts device decodes, host fallbacks and the producers'
-seconds per stage (read_wait_s, decode_s, augment_s). Order comes from the base class
-`order()` (strided sharding, every sample exactly once per epoch).
+per producer are in flight (loaders/tvgpu_pass.py). `stats` counts device decodes, host
+fallbacks and the producers' seconds per stage (read_wait_s, decode_s, augment_s). Order comes
+from the base class `pass_order()` (strided sharding, every sample exactly once per epoch).
+
+Options: decoder (torchvision: nvJPEG through decode_jpeg, the default; nvimgcodec:
+nvImageCodec, loaders/tvgpu_decoders.py); augment (batched: the whole batch's crop + resize +
+flip as two batched matrix products, loaders/batched_resize.py; per-image: one crop/interpolate
+per image, the earlier loop; auto, the default: batched on CUDA, per-image on the CPU); ahead (default true: the next
+pass starts `prefetch` batches before this one ends, so an epoch start does not wait for a
+whole batch: its producers are keyed on (epoch, resolution, order) and thrown away if the next
+pass is not the one predicted, e.g. after set_resolution or set_epoch to another epoch, so
+order and crops are exactly those of a pass started cold).
 
 With spec.device="cpu" the same code runs with torchvision's CPU decoder: that is how its
 logic is tested on machines without a GPU; the registry only offers it where CUDA is.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import threading
 import time
 import weakref
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from .base import Loader
-from .datasets import undecodable
-from .geometry import rrc_params, sample_rng
+from .batched_resize import Plan, resize_batch
+from .geometry import center_crop_start, resized_size, rrc_params, sample_rng
 from .normalize import labels_to, normalize
-from .reference import to_rgb
+from .tvgpu_decoders import make_decoder
+from .tvgpu_host import _host_decode_file, _Item, jpeg_info  # noqa: F401 - jpeg_info: part of this module's API
+from .tvgpu_pass import Pass
 
-_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-_PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
 # Testing only: with this set to 1 the registry offers the backend without CUDA, and it runs
 # its whole code path with torchvision's CPU decoder (bench/gpu_check.sh's smoke mode uses it).
 CPU_DRY_RUN = "LOADERBENCH_TVGPU_ON_CPU"
+__all__ = ["CPU_DRY_RUN", "TorchvisionGpuLoader", "jpeg_info", "plan_for", "resized_size", "unavailable_reason"]
 
 
 def unavailable_reason(**_kw) -> str | None:
@@ -67,79 +72,21 @@ def unavailable_reason(**_kw) -> str | None:
     return None
 
 
-def jpeg_info(data) -> tuple[int, bool] | None:
-    """(components, progressive) from a JPEG's SOF marker; None if not a JPEG (or no SOF
-    before the scan data). Reads the marker segments only, never the entropy-coded data."""
-    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
-        return None
-    i, n = 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length
-            i += 2
-            continue
-        if marker in (0xDA, 0xD9):  # start of scan / end of image before any SOF
-            return None
-        length = (data[i + 2] << 8) | data[i + 3]
-        if marker in _SOF:
-            if i + 10 > n:
-                return None
-            return int(data[i + 9]), marker in _PROGRESSIVE
-        i += 2 + length
-    return None
+def _crop_start(size: int, res: int) -> int:
+    """CenterCrop's first kept row/column; negative where it pads (image smaller than res)."""
+    return center_crop_start(size, res) if size >= res else -((res - size) // 2)
 
 
-class _Item:
-    """One sample after the host stage: encoded bytes for the device, or a host RGB array."""
-
-    __slots__ = ("data", "array", "reason", "path")
-
-    def __init__(self, data=None, array=None, reason=None, path=None):
-        self.data, self.array, self.reason, self.path = data, array, reason, path
-
-
-def _host_decode(data) -> np.ndarray:
-    import io
-
-    if isinstance(data, torch.Tensor):
-        data = data.numpy()
-    with Image.open(io.BytesIO(memoryview(data))) as img:
-        return np.array(to_rgb(img))  # a writable copy
-
-
-def _host_decode_file(path: str, data) -> np.ndarray:
-    """_host_decode, with a failure turned into a DataError that names the file."""
-    try:
-        return _host_decode(data)
-    except (ValueError, OSError) as e:
-        raise undecodable(path, e) from e
-
-
-def _read(path: str) -> _Item:
-    """Host stage, run in the reading threads: the file's bytes, and PIL decode for what the
-    device decoder must not get (PIL releases the GIL while decoding)."""
-    with open(path, "rb") as f:
-        buf = bytearray(os.fstat(f.fileno()).st_size)
-        f.readinto(buf)
-    info = jpeg_info(buf)
-    if info is None:
-        return _Item(array=_host_decode_file(path, buf), reason="not-jpeg", path=path)
-    components, _progressive = info
-    if components not in (1, 3):  # CMYK / YCCK (4): nvJPEG's colour conversion is not PIL's
-        return _Item(array=_host_decode_file(path, buf), reason="cmyk" if components == 4 else f"{components}-components", path=path)
-    return _Item(data=torch.frombuffer(buf, dtype=torch.uint8), path=path)
-
-
-def resized_size(h: int, w: int, side: int) -> tuple[int, int]:
-    """torchvision Resize(int) output size: shorter side -> side, longer truncated."""
-    if w <= h:
-        return int(side * h / w), side
-    return side, int(side * w / h)
+def plan_for(split: str, spec, h: int, w: int, res: int, epoch: int, index: int) -> Plan:
+    """The sample's geometry, as the torchvision backend draws it: train RandomResizedCrop from
+    sample_rng(seed, epoch, index), then the flip from the same RNG; val Resize + CenterCrop."""
+    if split == "train":
+        rng = sample_rng(spec.seed, epoch, index)
+        top, left, ch, cw = rrc_params(rng, w, h, spec.scale, spec.ratio)
+        flip = bool(spec.flip and rng.random() < 0.5)  # drawn after the crop, as train_crop does
+        return Plan(top, left, ch, cw, res, res, 0, 0, flip)
+    oh, ow = resized_size(h, w, spec.resize_side("val"))
+    return Plan(0, 0, h, w, oh, ow, _crop_start(oh, res), _crop_start(ow, res))
 
 
 def _resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -161,29 +108,56 @@ def _center_crop(img: torch.Tensor, res: int) -> torch.Tensor:
     return img[:, top : top + res, left : left + res]
 
 
+def resize_per_image(images: list[torch.Tensor], plans: list[Plan], res: int, out: torch.Tensor) -> torch.Tensor:
+    """augment=per-image: per sample a crop view, one float conversion, one antialiased
+    interpolate (and val's center crop) written into the batch; the flips once per batch."""
+    flips = []
+    for j, (img, p) in enumerate(zip(images, plans)):
+        x = _resize(img[:, p.top : p.top + p.h, p.left : p.left + p.w], (p.out_h, p.out_w))
+        out[j] = x if (p.out_h, p.out_w) == (res, res) else _center_crop(x, res)
+        if p.flip:
+            flips.append(j)
+    if flips:
+        idx = torch.tensor(flips, device=out.device)
+        out[idx] = out[idx].flip(-1)
+    return out
+
+
+AUGMENTS = {"batched": resize_batch, "per-image": resize_per_image}
+
+
 class TorchvisionGpuLoader(Loader):
     name = "torchvision-gpu"
 
     def __init__(self, split, dataset, spec):
         super().__init__(split, dataset, spec)
-        from torchvision.io import ImageReadMode, decode_jpeg
-
-        self._decode_jpeg, self._rgb = decode_jpeg, ImageReadMode.RGB
         self.device = torch.device(spec.device)
         self.cuda = self.device.type == "cuda"
         if self.cuda and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
+        opts = spec.options
+        self.decoder = make_decoder(opts.get("decoder", "torchvision"), self.device)
+        # auto: batched on CUDA (a few kernels per batch instead of ~4 launches per image); the
+        # per-image loop on the CPU dry run, where the batched products' dense arithmetic costs
+        # 3-5x more (tests/benchmarks/test_bench_tvgpu_augment.py) and launches cost nothing.
+        augment = opts.get("augment", "auto")
+        self.augment = ("batched" if self.cuda else "per-image") if augment == "auto" else augment
+        self.ahead = bool(opts.get("ahead", True))
         self.threads = max(1, spec.default_workers())  # workers=0 ("in the main process"): one reading thread
-        self.producers = int(spec.options.get("producers", 1))
+        self.producers = int(opts.get("producers", 1))
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tvgpu-read")
         self._samples = dataset.samples(split)
-        self._stops: weakref.WeakSet = weakref.WeakSet()
+        self._passes: weakref.WeakSet = weakref.WeakSet()
+        self._next: tuple | None = None  # (key, Pass): the next pass, started before this one ended
+        self._last_epoch: int | None = None  # the epochs of the last two passes (_start_next's guess)
+        self._prev_epoch: int | None = None
         self._lock = threading.Lock()
         # Producer-thread wall seconds per stage (host time: launches are asynchronous, but the
         # nvJPEG call returns only once its batch is decoded): where a batch's time goes.
-        self.settings.update(workers=self.threads, producers=self.producers, decode_device=str(self.device))
-        self.stats.update(device_decoded=0, cpu_fallbacks=0,
-                          fallback_reasons={}, device_decode_errors=0, read_wait_s=0.0, decode_s=0.0, augment_s=0.0)
+        self.settings.update(workers=self.threads, producers=self.producers, decode_device=str(self.device),
+                             decoder=self.decoder.name, augment=self.augment, ahead=self.ahead)
+        self.stats.update(device_decoded=0, cpu_fallbacks=0, fallback_reasons={}, device_decode_errors=0,
+                          read_wait_s=0.0, decode_s=0.0, augment_s=0.0, ahead_used=0, ahead_discarded=0)
 
     # -- device stage ---------------------------------------------------------------------
     def _decode(self, items: list[_Item]) -> list[torch.Tensor]:
@@ -191,16 +165,7 @@ class TorchvisionGpuLoader(Loader):
         out: list = [None] * len(items)
         todo = [j for j, it in enumerate(items) if it.data is not None]
         if todo:
-            datas = [items[j].data for j in todo]
-            try:
-                decoded = self._decode_jpeg(datas, mode=self._rgb, device=self.device)
-            except RuntimeError:
-                decoded = []  # one bad image fails the batch: retry one by one
-                for d in datas:
-                    try:
-                        decoded.append(self._decode_jpeg(d, mode=self._rgb, device=self.device))
-                    except RuntimeError:
-                        decoded.append(None)
+            decoded = self.decoder.decode([items[j].data for j in todo])
             for j, t in zip(todo, decoded):
                 if t is None:
                     items[j] = _Item(array=_host_decode_file(items[j].path, items[j].data), reason="device-decode-error", path=items[j].path)
@@ -222,29 +187,16 @@ class TorchvisionGpuLoader(Loader):
             self.stats[key] += n
 
     def _make_batch(self, indices: list[int], items: list[_Item], res: int, epoch: int):
-        """uint8 N×3×res×res batch with channels_last strides (what normalize keeps), labels.
-
-        Per sample: crop (a view), one float conversion, one antialiased resize written into
-        a float batch; flips, rounding and the uint8 cast once per batch (fewer launches)."""
+        """uint8 N×3×res×res batch with channels_last strides (what normalize keeps), labels:
+        the decoded images, each sample's geometry (plan_for), then the augment (batched: a
+        few ops for the whole batch; per-image: a loop), rounding and the uint8 cast once."""
         t0 = time.perf_counter()
         images = self._decode(items)
         t1 = time.perf_counter()
+        plans = [plan_for(self.split, self.spec, img.shape[-2], img.shape[-1], res, epoch, i) for i, img in zip(indices, images)]
         out = torch.empty((len(indices), 3, res, res), dtype=torch.float32, device=self.device,
                           memory_format=torch.channels_last)
-        s, flips = self.spec, []
-        for j, (index, img) in enumerate(zip(indices, images)):
-            h, w = img.shape[-2:]
-            if self.split == "train":
-                rng = sample_rng(s.seed, epoch, index)
-                top, left, ch, cw = rrc_params(rng, w, h, s.scale, s.ratio)
-                if s.flip and rng.random() < 0.5:  # drawn after the crop, as train_crop does
-                    flips.append(j)
-                out[j] = _resize(img[:, top : top + ch, left : left + cw], (res, res))
-            else:
-                out[j] = _center_crop(_resize(img, resized_size(h, w, s.resize_side("val"))), res)
-        if flips:
-            idx = torch.tensor(flips, device=self.device)
-            out[idx] = out[idx].flip(-1)
+        AUGMENTS[self.augment](images, plans, res, out)
         images = out.round_().clamp_(0, 255).to(torch.uint8)  # keeps the channels_last strides
         labels = torch.tensor([self._samples[i][1] for i in indices], dtype=torch.int64)
         self._count("decode_s", t1 - t0)
@@ -252,80 +204,50 @@ class TorchvisionGpuLoader(Loader):
         return images, labels
 
     # -- iteration ------------------------------------------------------------------------
+    def _start(self, order: list[int], res: int, epoch: int) -> Pass:
+        bs = self.spec.batch_size
+        p = Pass(self, [order[i : i + bs] for i in range(0, len(order), bs)], res, epoch, self.spec.prefetch, self.producers)
+        self._passes.add(p)
+        return p
+
+    def _take_next(self, key: tuple) -> Pass | None:
+        """The pass started ahead, if it is this one; else it is stopped and thrown away."""
+        nxt, self._next = self._next, None
+        if nxt is None:
+            return None
+        if nxt[0] == key:
+            self._count("ahead_used")
+            return nxt[1]
+        nxt[1].stop()
+        self._count("ahead_discarded")
+        return None
+
+    def _start_next(self) -> None:
+        """The predicted next pass: the next epoch (the same one if the caller has been
+        iterating one epoch twice; val's order never changes), at today's resolution."""
+        step = 0 if self._last_epoch is not None and self._prev_epoch == self._last_epoch else 1
+        epoch = self.epoch + step if self.split == "train" else self.epoch
+        order = self.order(epoch)
+        self._next = (self._key(epoch, self.res, order), self._start(order, self.res, epoch))
+
+    def _key(self, epoch: int, res: int, order: list[int]) -> tuple:
+        """What makes two passes the same batches: order, resolution and (train) the epoch,
+        which seeds the crops; val's pixels do not depend on the epoch."""
+        return (epoch if self.split == "train" else None, res, order)
+
     def _batches(self):
-        order, res, epoch, bs = self.order(), self.res, self.epoch, self.spec.batch_size
-        chunks = [order[i : i + bs] for i in range(0, len(order), bs)]
-        depth = max(1, self.spec.prefetch)
-        # Producer p builds batches p, p+P, p+2P, ... into its own queue, so the consumer reads
-        # batch k from queue k % P and the order needs no bookkeeping. With P > 1 one batch's
-        # crops/resizes (Python, GIL) overlap another's nvJPEG decode (torchvision serialises
-        # decode calls behind one lock, so more than 2 only adds GIL contention).
-        P = max(1, min(self.producers, len(chunks)))
-        queues = [queue.Queue(maxsize=depth) for _ in range(P)]
-        stop = threading.Event()
-        self._stops.add(stop)
-        pool, samples = self._pool, self._samples
-
-        def put(q, x) -> bool:
-            while not stop.is_set():
-                try:
-                    q.put(x, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def produce(p: int):
-            mine = chunks[p::P]
-            q = queues[p]
-            stream = torch.cuda.Stream(self.device) if self.cuda else None
-            try:
-                ctx = torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
-                with ctx, torch.no_grad():
-                    reads: deque = deque()
-                    ahead = 0
-                    for k, chunk in enumerate(mine):
-                        while ahead < len(mine) and ahead <= k + depth:  # reads run ahead of decode
-                            reads.append([pool.submit(_read, samples[i][0]) for i in mine[ahead]])
-                            ahead += 1
-                        futures = reads.popleft()
-                        if stop.is_set():
-                            return
-                        t = time.perf_counter()
-                        items = [f.result() for f in futures]
-                        self._count("read_wait_s", time.perf_counter() - t)
-                        images, labels = self._make_batch(chunk, items, res, epoch)
-                        event = None
-                        if stream is not None:
-                            event = torch.cuda.Event()
-                            event.record(stream)
-                        if not put(q, (images, labels, event)):
-                            return
-            except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
-                put(q, e)
-
-        threads = [threading.Thread(target=produce, args=(p,), name=f"tvgpu-produce-{p}", daemon=True) for p in range(P)]
-        for t in threads:
-            t.start()
+        order, res, epoch = self.pass_order(), self.res, self.epoch
+        self._prev_epoch, self._last_epoch = self._last_epoch, epoch
+        run = self._take_next(self._key(epoch, res, order)) or self._start(order, res, epoch)
+        n = len(run.chunks)
         try:
-            for k in range(len(chunks)):
-                item = queues[k % P].get()
-                if isinstance(item, BaseException):
-                    raise item
-                images, labels, event = item
-                if event is not None:
-                    current = torch.cuda.current_stream(self.device)
-                    current.wait_event(event)
-                    images.record_stream(current)  # made on the producer's stream, used on this one
+            for k in range(n):
+                if self.ahead and self._next is None and k == max(0, n - max(1, self.spec.prefetch)):
+                    self._start_next()  # this pass's producers are (nearly) done: the next one's first batches go in flight
+                images, labels = run.get(k)
                 yield normalize(images, self.spec, "NCHW"), labels_to(labels, self.spec)
         finally:
-            stop.set()
-            for q in queues:
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        q.get_nowait()
-            for t in threads:
-                t.join(timeout=30)
+            run.stop()
 
     def facts(self) -> dict:
         with self._lock:
@@ -335,8 +257,9 @@ class TorchvisionGpuLoader(Loader):
         return stats
 
     def close(self) -> None:
-        for stop in list(self._stops):
-            stop.set()
+        self._next = None
+        for p in list(self._passes):
+            p.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -97,7 +97,7 @@ def test_same_wheels_same_bytes(wheels, tmp_path):
 
 
 @pytest.mark.parametrize("damage,words", [("missing", "parts missing"), ("corrupt", "damaged"),
-                                          ("manifest", "no MANIFEST.json")])
+                                          ("manifest", "no MANIFEST.json"), ("python", "this python is")])
 def test_bad_parts_give_one_clear_line(wheels, tmp_path, capsys, damage, words):
     out = tmp_path / "parts"
     m = dali_parts.pack(out, PYV, wheels, part_mib=0.05, preset=1)
@@ -106,6 +106,9 @@ def test_bad_parts_give_one_clear_line(wheels, tmp_path, capsys, damage, words):
         part.unlink()
     elif damage == "corrupt":
         part.write_bytes(part.read_bytes()[:-1] + b"\0")
+    elif damage == "python":  # packed for another Python (the GPU machine's 3.12, say)
+        m["tag"] = OTHER
+        (out / "MANIFEST.json").write_text(json.dumps(m))
     else:
         (out / "MANIFEST.json").unlink()
     assert dali_install.main(["--parts", str(out), "--target", str(tmp_path / "site")]) == 2

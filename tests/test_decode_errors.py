@@ -81,6 +81,25 @@ def test_skip_bad_quarantines_counts_and_goes_on(key, tree):
     assert len(again.samples("val")) == n - 1
 
 
+@pytest.mark.parametrize("key", list(BACKENDS))
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_skip_bad_leaves_it_out_of_every_pass_prefetched_too(key, split, tree, capfd):
+    """Cross-epoch prefetch decodes the next pass's first batches while this one ends (DALI: its
+    pipeline's decoder noise arrives during this pass): each pass still leaves the file out and
+    no decoder message reaches the terminal."""
+    ds = scan(tree, skip_bad=True, progress=False)
+    n = len(ds.samples(split))
+    with _build(key, split, ds) as loader:
+        sizes = []
+        for epoch in range(3):
+            loader.set_epoch(epoch)
+            sizes.append(collect(loader)[0].shape[0])
+        facts = loader.facts()
+    assert sizes == [n - 1] * 3
+    assert facts.get("quarantined_at_decode") == 1
+    assert "JPEG" not in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("loader", ["dali-cpu", "torchvision"])
 def test_the_run_says_one_line_and_skip_bad_goes_on(loader, tree, tmp_path):
     """End to end: without --skip-bad one line on stderr names the file (no libjpeg noise, no

@@ -40,9 +40,17 @@ def test_smoke_mode_measures_steady_and_small_sets(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "GPU_CHECK_SMOKE": "1", "OUT": str(out), "PYTHON": sys.executable,
            "LOADERBENCH_DATA": str(tmp_path / "data"), "GPU_CHECK_ONLY": "loader,small,scaling",
-           "GPU_CHECK_DALI_PARTS": str(tmp_path / "no-parts")}
+           "GPU_CHECK_DALI_PARTS": str(tmp_path / "no-parts"), "GPU_CHECK_DALI_CARRIED": str(tmp_path / "none"),
+           "GPU_CHECK_DALI_SITE": str(tmp_path / "site")}
+    # An earlier call's prep: both datasets made in a background session; the check waits for it.
+    prep = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=ROOT, env={**env, "GPU_CHECK_PREP": "1"},
+                          capture_output=True, text=True, timeout=60)
+    assert prep.returncode == 0 and "making embedded:4 and embedded:1 in the background" in prep.stdout, prep.stdout + prep.stderr
     r = subprocess.run(["bash", "bench/gpu_check.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    made = [x for x in (tmp_path / "data" / "prep.log").read_text().splitlines() if x.startswith("{'name': 'embedded")]
+    assert len(made) == 2  # the prep made both
+    bad = [x for x in r.stdout.splitlines() if x.startswith("--") and ("fail(" in x or "timeout(" in x)]
+    assert r.returncode == 0, "\n".join(bad) + r.stdout[-1500:] + r.stderr[-1500:]
     records = [json.loads(line) for line in open(out / "gpu.jsonl")]
     loader = [x for x in records if x["kind"] == "loader" and x["status"] == "ok"]
     sets = {x["dataset"]["name"]: max(epoch_starts(y) for y in loader if y["dataset"]["name"] == x["dataset"]["name"])

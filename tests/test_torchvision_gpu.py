@@ -196,7 +196,8 @@ def test_set_resolution_changes_train_size(device, tiny):
 def test_cmyk_and_png_fall_back_to_host_and_are_counted(device, tiny):
     want = expected_fallbacks(tiny.samples("train"))
     assert want.get("cmyk") and want.get("not-jpeg"), "the fixture has CMYK and PNG files"
-    with make("train", tiny, SPEC, device) as loader:
+    # ahead=False: one epoch's counts (a next pass started ahead would decode its first batch too)
+    with make("train", tiny, SPEC.with_(options={"ahead": False}), device) as loader:
         collect(loader)
         d = loader.facts()
     reasons = {k: v for k, v in d["fallback_reasons"].items() if k != "device-decode-error"}

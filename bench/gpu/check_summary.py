@@ -83,11 +83,15 @@ def main(argv=None) -> int:
              for line in os.environ.get("STEPS_TSV", "").splitlines() if line]
     records = [json.loads(line) for line in open(rec)] if os.path.exists(rec) else []
     parity = json.loads((out / "parity.json").read_text()) if (out / "parity.json").exists() else None
+    f = out / "parity_nvimgcodec.json"
+    nvimg = json.loads(f.read_text()) if f.exists() else None
     pytest = _pytest(out / "pytest_gpu.xml")
     tables(records)
     if parity:
         print("\nparity vs torchvision (levels):", {k: parity[k]["mean_abs_levels"] for k in ("val", "train") if k in parity},
               "on", parity["device"])
+    if nvimg:
+        print("parity, decoder=nvimgcodec (levels):", {k: nvimg[k]["mean_abs_levels"] for k in ("val", "train") if k in nvimg})
     if pytest:
         print("pytest -m gpu:", pytest)
     bad = [s for s in steps if s["outcome"] != "ok" and not s["outcome"].startswith("skipped:")]
@@ -103,7 +107,9 @@ def main(argv=None) -> int:
                "budget_s": budget, "records": len(records), "smoke": smoke, "pytest_gpu": pytest,
                "parity_val_levels": parity and parity.get("val", {}).get("mean_abs_levels"),
                "parity_train_levels": parity and parity.get("train", {}).get("mean_abs_levels"),
-               "parity_device": parity and parity.get("device")}
+               "parity_device": parity and parity.get("device"),
+               "parity_nvimgcodec_val_levels": nvimg and nvimg.get("val", {}).get("mean_abs_levels"),
+               "parity_nvimgcodec_train_levels": nvimg and nvimg.get("train", {}).get("mean_abs_levels")}
     append(make_record("gpu_check", variant="smoke" if smoke else "full", metrics=metrics,
                        status="ok" if not bad else "error",
                        error="; ".join(f"{s['step']}: {s['outcome']}" for s in bad) or None), rec)

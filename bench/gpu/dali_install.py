@@ -54,7 +54,12 @@ def read_manifest(parts: Path) -> dict:
 
 
 def verify(parts: Path, manifest: dict) -> None:
-    """Every part present, with the size and sha256 the manifest gives."""
+    """Packed for this Python, and every part present with the size and sha256 the manifest gives."""
+    here = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    if manifest.get("tag") != here:
+        raise InstallError(f"the DALI parts in {parts} are for {manifest.get('tag')}, this python is {here}: "
+                           f"pack them with `python -m bench.gpu.dali_parts --python-version "
+                           f"{sys.version_info.major}.{sys.version_info.minor}`")
     names = [p["name"] for p in manifest["parts"]]
     missing = [n for n in names if not (parts / n).is_file()]
     if missing:

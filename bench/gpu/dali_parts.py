@@ -5,8 +5,8 @@
 
 Steps: `pip download --no-deps --only-binary=:all: --python-version X` of PACKAGES (or the
 wheels already in --wheels), unpack them into one tree, trim what cannot be used there (other
-Pythons' extension modules, C headers, nvcomp's command-line tool, nvImageCodec's nvTIFF
-extension), tar it (sorted, mtime 0,
+Pythons' extension modules, C headers, nvcomp's command-line tool, nvImageCodec's nvTIFF and
+nvJPEG2000 extensions), tar it (sorted, mtime 0,
 so the same wheels give the same bytes), xz it and cut the stream into parts:
 OUT/dali-cp312.tar.xz.00, .01, ... and OUT/MANIFEST.json (each part's size and sha256).
 bench/gpu/dali_install.py joins them there. Run it in the checkout the session was started in
@@ -46,10 +46,12 @@ MANIFEST = "MANIFEST.json"
 PART_MIB = 60
 # A call carries the working tree too (~2 MiB): 60 MiB parts keep each call under its 64 MiB.
 _EXT = re.compile(r"\.cpython-(\d+t?)-[^/]*\.so(\.\d+)*$")
-# nvImageCodec's nvTIFF extension: nvTIFF does not travel, and the extension prints an [ERROR]
-# line at every start without it (TIFFs still decode through its libtiff extension).
+# nvImageCodec's nvTIFF and nvJPEG2000 extensions: those libraries do not travel, and each
+# extension prints [ERROR] lines at every start without them (TIFF still decodes through the
+# libtiff extension, JPEG 2000 through OpenCV's).
 DROP_PREFIXES = ("nvidia/libnvcomp/bin/", "nvidia/libnvcomp/include/", "nvidia/dali/include/",
-                 "nvidia/nvimgcodec/include/", "nvidia/nvimgcodec/extensions/libnvtiff_ext")
+                 "nvidia/nvimgcodec/include/", "nvidia/nvimgcodec/extensions/libnvtiff_ext",
+                 "nvidia/nvimgcodec/extensions/libnvjpeg2k_ext")
 
 
 def part_name(tag: str, i: int) -> str:
@@ -163,9 +165,10 @@ def pack(out: Path, python_version: str, wheels_dir: Path | None, part_mib: floa
     """The whole packing step; returns the manifest it wrote."""
     tag = "cp" + python_version.replace(".", "")
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("dali-*.tar.xz.*"):
-        old.unlink()
-    wheels = sorted(wheels_dir.glob("*.whl")) if wheels_dir else download(out / f"wheels-{tag}", python_version)
+    for old in [*out.glob("dali-*.tar.xz.*"), out / MANIFEST]:  # a half-made set never looks complete
+        old.unlink(missing_ok=True)
+    # Downloads beside OUT, not in it: OUT holds exactly what the device calls carry.
+    wheels = sorted(wheels_dir.glob("*.whl")) if wheels_dir else download(out.parent / f"{out.name}-wheels-{tag}", python_version)
     if not wheels:
         raise SystemExit(f"dali_parts: no wheels in {wheels_dir}; download them first or drop --wheels")
     with tempfile.TemporaryDirectory(prefix="dali-stage-") as tmp:

@@ -23,6 +23,7 @@ def main(argv=None) -> int:
 
     from loaders import LoaderSpec, build
     from loaders.datasets import Dataset, resolve
+    from loaders.torchvision_gpu import TorchvisionGpuLoader  # directly: its CPU path runs without CUDA too
 
     ds = resolve(a.data, progress=False)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -34,7 +35,7 @@ def main(argv=None) -> int:
         samples = every[:: max(1, len(every) // a.n)][: a.n]
         sub = Dataset(ds.name + "-parity", ds.root, ds.classes, {"train": samples, "val": samples}, ds.fingerprint + "-p")
         t = time.perf_counter()
-        with build("torchvision-gpu", split, sub, spec.with_(device=device, options=opts)) as L:
+        with TorchvisionGpuLoader(split, sub, spec.with_(device=device, options=opts)) as L:
             x = torch.cat([b.float().cpu() for b, _ in L])
             result["decoder"][split] = L.describe()
         with build("torchvision", split, sub, spec.with_(device="cpu")) as L:

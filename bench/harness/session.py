@@ -12,6 +12,7 @@ import traceback
 import torch
 
 import loaders
+from loaders.faults import LoaderFailure, worker_died
 from loaders.host import keep_host_memory
 
 from ..results import append, committed_path, out_path
@@ -57,9 +58,10 @@ def measure_one(ctx, mode, name, arch) -> list[dict]:
     except (KeyboardInterrupt, SystemExit, Preempted):
         raise
     except Exception as e:  # noqa: BLE001 - a failing configuration is a record, the sweep goes on
+        e = worker_died(e)  # torch raises a dead worker's error wherever the main thread is
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         ctx.log(f"error: {mode.name} {name} {arch or ''}: {type(e).__name__}: {first}")
-        if not isinstance(e, (loaders.DataError, loaders.BackendUnavailable)):
+        if not isinstance(e, (loaders.DataError, loaders.BackendUnavailable, LoaderFailure)):
             traceback.print_exc(limit=3, file=sys.stderr)
         return [ctx.record(mode.name, loader=name, arch=arch, status="error", error=f"{type(e).__name__}: {first}")]
 

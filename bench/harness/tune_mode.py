@@ -6,7 +6,10 @@ batch size for loader-only throughput on this machine, within a time budget.
 
 Coordinate search (a full grid is too slow to be worth it): workers first (1 .. 2 x cores, at
 the default prefetch and batch size), then prefetch (1, 2, 4) at the best workers, then batch
-size (32, 64, 128, 256 around --batch-size) at the best of those. Each point builds the loader,
+size (32, 64, 128, 256 around --batch-size) at the best of those, then each choice of the
+backend's tunable options (an Option with tune=True in the registry, e.g. torchvision-gpu's
+decoder: torchvision | nvimgcodec; a choice that cannot run here is a failed point, and the
+search goes on). Each point builds the loader,
 runs a short warm-up and times a few batches; the best three and the starting point are then
 re-measured interleaved for up to three rounds, and the winner is the best median ratio to the
 starting point in the same round (a lucky reading on a shared machine does not win alone).
@@ -28,9 +31,12 @@ from .context import passes
 DEFAULT_BUDGET_S = 60.0
 
 
-def measure_point(ctx, name: str, split: str, workers: int, prefetch: int, batch_size: int, seconds: float, warmup: int = 2) -> dict:
+def measure_point(ctx, name: str, split: str, workers: int, prefetch: int, batch_size: int, seconds: float, warmup: int = 2,
+                  options: dict | None = None) -> dict:
     """Loader-only images/sec of one configuration (build time not counted)."""
     spec = ctx.spec(name).with_(workers=workers, prefetch=prefetch, batch_size=batch_size)
+    if options:
+        spec = spec.with_(options={**spec.options, **options})
     t0 = time.perf_counter()
     with loaders.build(name, split, ctx.dataset, spec) as loader:
         build_s = time.perf_counter() - t0
@@ -38,22 +44,40 @@ def measure_point(ctx, name: str, split: str, workers: int, prefetch: int, batch
         for _ in timed_batches(passes(loader), meter, max_steps=None, seconds=seconds):
             pass
         m = meter.metrics()
-    return {"workers": workers, "prefetch": prefetch, "batch_size": batch_size, "images_per_sec": m["images_per_sec"],
+    return {"workers": workers, "prefetch": prefetch, "batch_size": batch_size, "options": dict(options or {}),
+            "images_per_sec": m["images_per_sec"],
             "p10": m.get("p10"), "p90": m.get("p90"), "steps": m["steps"], "build_s": round(build_s, 3)}
 
 
-def candidates(cores: int, batch_size: int) -> dict[str, list[int]]:
+def tunable_options(name: str) -> list[dict]:
+    """{} (the defaults) and each single choice of the backend's tune=True options."""
+    backend = loaders.REGISTRY.get(name)
+    opts = backend.options if backend else {}
+    return [{}] + [{k: v} for k, o in opts.items() if getattr(o, "tune", False) for v in o.choices]
+
+
+def candidates(cores: int, batch_size: int, name: str | None = None) -> dict[str, list]:
     workers = sorted({1, max(1, cores // 2), cores, cores + 1, 2 * cores} - {0})
     batches = sorted({32, 64, 128, 256, batch_size})
-    return {"workers": workers, "prefetch": [1, 2, 4], "batch_size": batches}
+    grid = {"workers": workers, "prefetch": [1, 2, 4], "batch_size": batches}
+    options = tunable_options(name) if name else [{}]
+    if len(options) > 1:
+        grid["options"] = options
+    return grid
+
+
+DIMS = ("workers", "prefetch", "batch_size", "options")
 
 
 def flags(best: dict) -> str:
-    return f"--workers {best['workers']} --prefetch {best['prefetch']} --batch-size {best['batch_size']}"
+    out = f"--workers {best['workers']} --prefetch {best['prefetch']} --batch-size {best['batch_size']}"
+    if best.get("options"):
+        out += " --loader-options " + ",".join(f"{k}={v}" for k, v in best["options"].items())
+    return out
 
 
 def key(p: dict) -> tuple:
-    return (p["workers"], p["prefetch"], p["batch_size"])
+    return (p["workers"], p["prefetch"], p["batch_size"], tuple(sorted((p.get("options") or {}).items())))
 
 
 class Search:
@@ -66,7 +90,8 @@ class Search:
         self.start, self.best, self.skipped = dict(start), dict(start), 0
 
     def measure(self, p: dict) -> dict:
-        return measure_point(self.ctx, self.name, self.split, p["workers"], p["prefetch"], p["batch_size"], self.per_point)
+        return measure_point(self.ctx, self.name, self.split, p["workers"], p["prefetch"], p["batch_size"], self.per_point,
+                             options=p.get("options"))
 
     def point(self, bar, **kw) -> dict | None:
         cfgp = {**self.best, **kw}
@@ -82,16 +107,18 @@ class Search:
             p = {**cfgp, "images_per_sec": 0.0, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         self.tried.append(p)
         bar.update()
-        bar.set_postfix_str(f"w{p['workers']} p{p['prefetch']} b{p['batch_size']}: {p['images_per_sec']:.0f} img/s")
+        opts = "".join(f" {k}={v}" for k, v in (p.get("options") or {}).items())
+        bar.set_postfix_str(f"w{p['workers']} p{p['prefetch']} b{p['batch_size']}{opts}: {p['images_per_sec']:.0f} img/s")
         return p
 
     def coordinates(self, grid: dict, bar) -> None:
-        """Workers, then prefetch, then batch size, each at the best of the previous ones."""
-        for dim in ("workers", "prefetch", "batch_size"):
+        """Workers, then prefetch, then batch size (then the tunable options), each at the best
+        of the previous ones."""
+        for dim in (d for d in DIMS if d in grid):
             ok = [p for v in grid[dim] if (p := self.point(bar, **{dim: v})) and not p.get("error")]
             if ok:
                 top = max(ok, key=lambda p: p["images_per_sec"])
-                self.best = {k: top[k] for k in ("workers", "prefetch", "batch_size")}
+                self.best = {k: top[k] for k in DIMS if k in top}
 
     def finals(self, bar, rounds: int = 3) -> None:
         """The best three and the start, interleaved round by round; each scored by its median
@@ -133,16 +160,17 @@ def run(ctx, name: str, arch=None) -> list[dict]:
     split = "val" if cfg.run.split == "val" else "train"  # "both": tune on train
     budget = cfg.measure.seconds or DEFAULT_BUDGET_S
     cores = cpu_cores()
-    grid = candidates(cores, cfg.data.batch_size)
+    grid = candidates(cores, cfg.data.batch_size, name)
     # Per point: a slice of the budget, at least 1.5 s of timing (a few batches on 2 cores).
-    n_points = len(grid["workers"]) + len(grid["prefetch"]) + len(grid["batch_size"]) + 12
-    start = {"workers": ctx.workers if ctx.workers else cores, "prefetch": cfg.data.prefetch, "batch_size": cfg.data.batch_size}
+    n_points = sum(len(v) for v in grid.values()) + 12
+    start = {"workers": ctx.workers if ctx.workers else cores, "prefetch": cfg.data.prefetch, "batch_size": cfg.data.batch_size,
+             "options": {}}
     search = Search(ctx, name, split, budget, max(1.5, 0.6 * budget / n_points), start)
     with ctx.bar(total=n_points, desc=f"tune {name} {split}", unit="point") as bar:
         search.coordinates(grid, bar)
         search.finals(bar)
     top = search.winner()
-    best = {k: top[k] for k in ("workers", "prefetch", "batch_size")}
+    best = {k: top[k] for k in DIMS if top.get(k) not in (None, {})}  # options only when a choice won
     metrics = {"images_per_sec": top["score"], "best": best, "flags": flags(best), "cores": cores, "split": split, "start": start,
                "best_vs_start": top.get("vs_start_median"), "points": search.tried, "skipped_points": search.skipped,
                "budget_s": budget, "per_point_s": round(search.per_point, 2)}

@@ -32,6 +32,8 @@ BACKEND_FACTS = {
     "construct_s": "seconds to construct the loader: depends on caches and numba's compile cache",
     "first_batch_s": "seconds to the first batch: warm-up, compile and page-cache state of this run",
     "build_s": "seconds to build the loader in this run",
+    "warm_s": "seconds the construction waited for the first batch (FFCV: numba's compile)",
+    "passes_prefetched": "passes whose first batches were in flight before they started (cross-epoch prefetch)",
     "convert_s": "seconds the dataset conversion took (whenever it ran; repeated from the cache)",
     "beton_cached": "whether this run found the converted file in the cache",
     "beton": "where the converted file lives: a cache path of this machine",

@@ -38,6 +38,12 @@ def quarantine(dataset, path: str, why: str) -> bool:
     return True
 
 
+def quarantine_counted(loader, path: str, why: str) -> None:
+    """quarantine() at decode time, counted in the loader's facts (quarantined_at_decode)."""
+    if quarantine(loader.dataset, path, why):
+        loader.stats["quarantined_at_decode"] = loader.stats.get("quarantined_at_decode", 0) + 1
+
+
 def _persist(dataset, path: str, why: str) -> None:
     from .imagefolder import _atomic_write
 
@@ -93,8 +99,7 @@ def keep_good(loader, images, labels):
 
     for label in labels[bad].tolist():
         path = loader.samples[marked_index(label)][0]
-        if quarantine(loader.dataset, path, decode_problem(path) or "cannot decode this image"):
-            loader.stats["quarantined_at_decode"] = loader.stats.get("quarantined_at_decode", 0) + 1
+        quarantine_counted(loader, path, decode_problem(path) or "cannot decode this image")
     keep = ~bad
     return images[keep.to(images.device)], labels[keep]
 
@@ -110,4 +115,4 @@ def fill_or_mark(fill, skip: bool, *args) -> bool:
         return False
 
 
-__all__ = ["DataError", "bad_label", "fill_or_mark", "keep_good", "leave_out", "marked_index", "quarantine", "skip_bad"]
+__all__ = ["DataError", "bad_label", "fill_or_mark", "keep_good", "leave_out", "marked_index", "quarantine", "quarantine_counted", "skip_bad"]
