@@ -7,7 +7,6 @@ skip automatically without it; bench/gpu_check.sh runs them on a lent GPU machin
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import torch
@@ -208,16 +207,15 @@ def test_cmyk_and_png_fall_back_to_host_and_are_counted(device, tiny):
         assert d["device_decode_errors"] == 0
 
 
+@pytest.mark.timeout(120)
 def test_corrupt_file_raises_instead_of_hanging(tmp_path, tiny):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(jpeg_bytes(0, 1)[:200])  # headers only, truncated scan
     s = tiny.samples("val")
     ds = Dataset("bad", tmp_path, tiny.classes, {"train": s, "val": [(str(bad), 0)] + s}, "bad")
-    with make("val", ds, SPEC, "cpu") as loader:
-        t0 = time.perf_counter()
+    with make("val", ds, SPEC, "cpu") as loader:  # a hang fails by pytest-timeout
         with pytest.raises(DataError, match=r"bad\.jpg: cannot decode"):
             collect(loader)
-        assert time.perf_counter() - t0 < 60
 
 
 # -- parity with the torchvision backend ----------------------------------------------------
