@@ -4,6 +4,7 @@ imports no torch, short windows and untrained weights are flagged, ad-hoc record
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -100,3 +101,18 @@ def test_ad_hoc_records_default_to_a_git_ignored_local_file():
     ignored = subprocess.run(["git", "check-ignore", "-q", str(local)], cwd=REPO)
     assert ignored.returncode == 0, f"{local} is not git-ignored"
     assert out_path(None) == local and out_path(REPO / "results") == committed_path()
+
+
+def test_out_results_is_called_the_committed_file(tmp_path, monkeypatch):
+    from bench.harness.session import _summary
+    from bench.results import committed_path
+
+    monkeypatch.chdir(REPO)
+    cfg = type("C", (), {"output": type("O", (), {"out": "results", "json": False})()})()
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        _summary(cfg, [])
+    assert buf.getvalue().strip() == f"records appended to {Path('results') / committed_path().name}"

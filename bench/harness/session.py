@@ -105,7 +105,7 @@ def _summary(cfg, records) -> None:
     if table:
         print(table, file=stream)
     where = out_path(cfg.output.out)
-    note = "" if where == committed_path() else (
+    note = "" if where.resolve() == committed_path().resolve() else (  # --out results is relative
         f" (not tracked by git; `make bench` or --out results writes the committed {committed_path().relative_to(committed_path().parents[1])}; "
         f"see these with: python -m bench.report {where})")
     print(f"records appended to {where}{note}", file=stream)
