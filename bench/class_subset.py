@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from loaders.datasets import DataError, cache_root, resolve
+from loaders.datasets.dataset import publish
 
 
 def parse_classes(spec: str, classes: list[str]) -> list[str]:
@@ -68,12 +69,7 @@ def make_subset(dataset, classes: list[str], dst: Path, train_per_class: int | N
             raise DataError(f"{dataset.root}: no {split} images of class {empty[0]!r}")
     (tmp / "SOURCE.txt").write_text(f"classes {', '.join(classes)} of {dataset.root}; train "
                                     f"{'all' if train_per_class is None else f'first {train_per_class} per class'}, val all\n")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, dst)
-    except OSError:  # another process finished first: keep its tree
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dst
+    return publish(tmp, dst)
 
 
 def main(argv=None) -> int:

@@ -51,3 +51,16 @@ class Dataset:
 
 def cache_root() -> Path:
     return Path(os.environ.get("LOADERBENCH_DATA", Path.home() / ".cache" / "loaderbench"))
+
+
+def publish(tmp: Path, dst: Path) -> Path:
+    """Rename a tree built in `tmp` into place as `dst`: readers see a complete tree or none.
+    When another process got there first, its tree is kept and ours is dropped."""
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, dst)
+    except OSError:  # another process finished first: keep its tree
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dst

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .dataset import DataError
+from .dataset import DataError, publish
 
 # Where the Debian package puts the IDX files; LOADERBENCH_FASHION_MNIST overrides it.
 SOURCE_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
@@ -103,9 +103,4 @@ def prepare(name: str, cache_root: Path) -> Path:
         for i in keep:
             Image.fromarray(images[i], mode="L").save(tmp / split / classes[labels[i]] / f"{i:05d}.png", optimize=False)
     (tmp / "SOURCE.txt").write_text(f"{base}: {src} ({INSTALL[base]}); train {'all' if per_class is None else f'first {per_class} per class'}, val = test set\n")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, root)
-    except OSError:  # another process finished first: keep its tree
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return publish(tmp, root)
