@@ -1,15 +1,16 @@
 """NVIDIA DALI backend: fused decode + crop in DALI's thread pool, uint8 out, shared normalise.
 
 Pipelines
-    train  fn.external_source(files' bytes, labels) -> fn.decoders.image_random_crop (decode fused with
-           RandomResizedCrop's window: random_area=spec.scale, random_aspect_ratio=spec.ratio,
-           10 attempts) -> fn.resize(res x res, linear, antialiased) -> fn.flip(horizontal=
-           coin_flip(0.5)) -> uint8 NHWC
+    train  fn.external_source(files' bytes, labels, each sample's crop window and flip: computed
+           by the feed with the torchvision backend's RandomResizedCrop draws from the per-sample
+           RNG, loaders/dali_source.py) -> fn.decoders.image_slice (decode only that window) ->
+           fn.resize(res x res, linear, antialiased) -> fn.flip(horizontal=the sample's flip) ->
+           uint8 NHWC. The crops are the torchvision backend's, sample for sample.
     val    fn.external_source in ImageFolder order -> fn.decoders.image -> one fn.resize (linear,
            antialiased) of the source window that torchvision's Resize(resize_side("val")) +
            CenterCrop(val_res) keeps, computed per sample from fn.peek_image_shape with
            torchvision's rounding -> uint8 (see _val_window)
-EXIF orientation is ignored (adjust_orientation=False, on the decoder and on peek_image_shape), as
+EXIF orientation is ignored (adjust_orientation=False, on the decoders and on peek_image_shape), as
 PIL/ImageFolder ignore it (loaders/image_modes.py: the one rule for image modes).
 Both hand uint8 NHWC batches to the project's one `normalize` (no crop_mirror_normalize: one
 normalisation in the project). Grayscale, CMYK, progressive JPEG and PNG all decode to RGB.
@@ -27,23 +28,18 @@ Order and exact epochs
     DALI's file reader shuffles with its own RNG (and a shuffle buffer), which neither follows
     (seed, epoch) nor matches the other backends, and holds its file list as a build-time
     argument (seconds and ~1.75 GB per pipeline at ImageNet's size: loaders/dali_source.py).
-    Instead an external source reads, batch by batch, the files of the epoch's order
+    Instead an external source feeds, batch by batch, the files of the epoch's order
     directly: files/labels permuted by torch.randperm seeded with seed*1_000_003 + epoch (the
     same permutation the base Loader uses, so with world=1 the train order is the torchvision
-    backend's, sample for sample). Each pass has its own pipeline (new
-    epoch, new resolution, a start_batch, or a second pass of a train epoch), whose source reads
-    this rank's slice of the permutation from the pass's first batch on; its random-op seed is
-    derived from (seed, epoch, rank[, start]), so the same seed + epoch give the same order AND
-    the same crops. A resumed pass (set_epoch(e, start_batch=k)) reads exactly the remaining
-    samples in the uninterrupted order; its crops differ (DALI draws them per batch slot from
-    its own RNG sequence, which cannot be advanced without decoding). The next pass's pipeline
-    is built and started before this one ends (loaders/dali_ahead.py: cross-epoch prefetch;
-    the build grows with the file list, README "Speed on the CPU"). The val pipeline serves
-    every pass: its source wraps around to the pass's first batch.
+    backend's, sample for sample), this rank's slice, from the pass's first batch on. Nothing
+    DALI draws at random: order and crops depend on (seed, epoch, index) only, so a resumed pass
+    (set_epoch(e, start_batch=k)) reads exactly the remaining batches of the uninterrupted
+    epoch, crops included, and one pipeline per resolution serves every pass, the next pass's
+    first batches decoding while this one ends (loaders/dali_ahead.py: cross-epoch prefetch).
     The loader drives the pipeline itself (schedule_run / share_outputs, as DALI's
-    DALIGenericIterator does, minus its copy): exactly len() iterations per pass, at most
-    spec.prefetch outstanding per pipeline. The last batch is short (PARTIAL semantics); with
-    spec.drop_last (train), the partial batch is not read (DROP).
+    DALIGenericIterator does, minus its copy): exactly len() batches per pass, spec.prefetch
+    iterations in flight. The last batch is short (PARTIAL semantics); with spec.drop_last
+    (train), the partial batch is not read (DROP).
     CPU batches reach `normalize` as zero-copy views of DALI's buffers, released after it.
 
 Sharding (DALI's contiguous shards, sliced here: the source reads the rank's own slice)
@@ -56,8 +52,8 @@ Sharding (DALI's contiguous shards, sliced here: the source reads the rank's own
     used: DALI only shards contiguously.)
 
 Progressive resizing: set_resolution(r) takes effect at the next pass; the output size is a
-build-time argument, so a pass at a new resolution builds its pipeline at its start (the one
-started early, at the old resolution, is dropped).
+build-time argument, so a pass at a new resolution builds that resolution's pipeline (what the
+old one had in flight is read and dropped).
 """
 from __future__ import annotations
 
@@ -65,11 +61,10 @@ import numpy as np
 import torch
 
 from .base import Loader
-from .dali_ahead import Ahead
-from .dali_source import PassFiles
+from .dali_ahead import Stream
 from .decode_errors import DaliGuard
 from .normalize import labels_to, normalize
-from .prefetch import Pass, requested
+from .prefetch import requested
 
 INSTALL = "install it with `pip install nvidia-dali-cuda120` (or `make venv`)"
 DEVICES = ("auto", "cpu", "gpu")
@@ -147,8 +142,7 @@ class DaliLoader(Loader):
             self.device_id = target.index if target.type == "cuda" and target.index is not None else torch.cuda.current_device()
         self.threads = max(1, spec.default_workers())  # workers=0 ("in the main process") -> 1 thread
         self.samples = dataset.samples(split)
-        self._pipe = None  # the pipeline of the pass being read (or last read)
-        self._ahead = Ahead(self)  # the passes' pipelines, the next one started early
+        self._stream = Stream(self)  # the pipeline, its feed and what is in flight (loaders/dali_ahead.py)
         self.settings.update(workers=self.threads, pipeline="gpu (mixed decode)" if self.gpu else "cpu", prefetch=spec.prefetch)
 
     # -- sizes / order: DALI's contiguous shards ---------------------------------------
@@ -176,44 +170,45 @@ class DaliLoader(Loader):
         return self._permutation(self.epoch if epoch is None else epoch)[lo:hi][: self.num_samples]
 
     # -- pipeline -------------------------------------------------------------------------
-    def _build(self, p: Pass):
-        """A pipeline whose source reads pass p's files: this rank's slice of the epoch's
-        permutation from p's first batch on."""
+    @property
+    def _pipe(self):
+        return self._stream.pipe
+
+    def _build(self, res: int, feed):
+        """The pipeline at output size res, reading what `feed` hands it (loaders/dali_source.py:
+        files, labels, and for train each sample's crop window and flip)."""
         from nvidia.dali import fn, pipeline_def, types
 
-        spec, gpu = self.spec, self.gpu
-        source = PassFiles(self.samples, self.order(p.epoch)[p.start * spec.batch_size:], spec.batch_size)
-        epoch, res = p.epoch, p.res
-        train = self.split == "train"
+        spec, gpu, train = self.spec, self.gpu, self.split == "train"
         decode_dev = "mixed" if gpu else "cpu"
         dev = "gpu" if gpu else "cpu"
+        # jpeg_fancy_upsampling: libjpeg's (PIL's) chroma upsampling, the CPU decoder's own; the
+        # mixed (GPU) decoder needs it said. No random op: nothing depends on the seed here.
+        decode = dict(device=decode_dev, output_type=types.RGB, jpeg_fancy_upsampling=True, adjust_orientation=False)
+        resize = dict(device=dev, size=[res, res], interp_type=types.INTERP_LINEAR, antialias=True)
 
         @pipeline_def(batch_size=spec.batch_size, num_threads=self.threads, device_id=self.device_id,
-                      seed=_seed(spec.seed, epoch, spec.rank, train, *([p.start] if p.start else [])),
-                      prefetch_queue_depth=spec.prefetch)
+                      seed=_seed(spec.seed, spec.rank), prefetch_queue_depth=self._stream.depth)
         def pipe():
-            jpegs, lab = fn.external_source(source=source, num_outputs=2, batch=True, batch_info=True,
-                                            dtype=[types.UINT8, types.INT64])
             if train:
-                img = fn.decoders.image_random_crop(jpegs, device=decode_dev, output_type=types.RGB,
-                                                    random_area=list(spec.scale), random_aspect_ratio=list(spec.ratio),
-                                                    num_attempts=10, adjust_orientation=False)
-                img = fn.resize(img, device=dev, size=[res, res], interp_type=types.INTERP_LINEAR, antialias=True)
+                jpegs, lab, anchor, shape, *flip = fn.external_source(
+                    source=feed, num_outputs=5 if spec.flip else 4, batch=True, batch_info=True,
+                    dtype=[types.UINT8, types.INT64, types.FLOAT, types.FLOAT, types.INT32][:5 if spec.flip else 4])
+                img = fn.decoders.image_slice(jpegs, anchor, shape, axis_names="HW", normalized_anchor=False,
+                                              normalized_shape=False, **decode)
+                img = fn.resize(img, **resize)
                 if spec.flip:
-                    img = fn.flip(img, device=dev, horizontal=fn.random.coin_flip(probability=0.5))
+                    img = fn.flip(img, device=dev, horizontal=flip[0])
             else:
-                # jpeg_fancy_upsampling: libjpeg's (PIL's) chroma upsampling, for parity; train keeps
-                # DALI's faster default (~5% on CPU), crops being random anyway.
-                img = fn.decoders.image(jpegs, device=decode_dev, output_type=types.RGB, jpeg_fancy_upsampling=True,
-                                        adjust_orientation=False)
+                jpegs, lab = fn.external_source(source=feed, num_outputs=2, batch=True, batch_info=True,
+                                                dtype=[types.UINT8, types.INT64])
+                img = fn.decoders.image(jpegs, **decode)
                 start, end = _val_window(fn.peek_image_shape(jpegs, dtype=types.FLOAT, adjust_orientation=False), spec.resize_side("val"), res)
-                img = fn.resize(img, device=dev, size=[res, res], roi_start=start, roi_end=end, roi_relative=False,
-                                interp_type=types.INTERP_LINEAR, antialias=True)
+                img = fn.resize(img, roi_start=start, roi_end=end, roi_relative=False, **resize)
             return img, lab
 
         built = pipe()
         built.build()
-        built.files = source  # which files each iteration reads (loaders/dali_source.py)
         return built
 
     def _to_torch(self, tensor_list):
@@ -231,37 +226,28 @@ class DaliLoader(Loader):
         return out
 
     def _batches(self):
-        """Runs exactly the pass's batches through the pipeline built for it (prefetch_queue_depth
-        ahead), and hands each batch to `normalize` before releasing
-        DALI's buffers. Once the pass's last run is scheduled, the next pass's pipeline is
-        started (loaders/dali_ahead.py): its first batches decode while this pass ends.
-        Decoder messages on fd 2 -> one line naming the file (loaders/decode_errors.py)."""
-        p, spec, bs = requested(self), self.spec, self.spec.batch_size
-        done = False
-        with DaliGuard(self) as guard:  # before take(): it schedules the pass's first runs
-            try:
-                run = guard.attach(self._ahead.take(p))
-                self._pipe, remaining = run.pipe, self.num_samples - p.start * bs
-                for j in range(run.total):
-                    images, labels = guard.outputs(run.pipe, j, run.scheduled)
-                    k = min(bs, remaining)
-                    x = normalize(self._to_torch(images)[:k], spec)
-                    y = labels_to(self._to_torch(labels)[:k], spec)
-                    run.pipe.release_outputs()
-                    remaining -= k
-                    self._ahead.consumed()
-                    yield guard.keep(j, run.scheduled, x, y)
-                done = True
-            finally:
-                self._ahead.finish(done)
-                self.stats["passes_prefetched"] = self._ahead.prefetched
+        """Exactly the pass's batches, read from the stream (loaders/dali_ahead.py: the first
+        ones already decoded if this pass is the one guessed), each handed to `normalize` before
+        DALI's buffers are released; every release schedules one more iteration, of this pass or
+        the next. Decoder messages on fd 2 -> one line naming the file (loaders/decode_errors.py)."""
+        p, spec, stream = requested(self), self.spec, self._stream
+        with DaliGuard(self) as guard:  # before begin(): it may schedule and drop batches
+            stream.begin(p, guard.discard)
+            self.stats["passes_prefetched"] = stream.prefetched
+            for j in range(stream.total(p)):
+                item, (images, labels) = guard.outputs()
+                if item.pass_ != p or item.batch != j:  # the stream's invariant (begin): never expected
+                    raise RuntimeError(f"dali: batch {item.batch} of {item.pass_} in flight where batch {j} of {p} was due")
+                k = len(item.indices)
+                x = normalize(self._to_torch(images)[:k], spec)
+                y = labels_to(self._to_torch(labels)[:k], spec)
+                stream.release()
+                yield guard.keep(item, x, y)
 
     # -- lifecycle ------------------------------------------------------------------------
     def _close(self):
-        cur = self._ahead.current
-        DaliGuard.release_held(self, cur.next if cur is not None else None)  # fd 2 kept for the next pass
-        self._ahead.drop()  # DALI frees its threads and buffers with the pipelines
-        self._pipe = None
+        DaliGuard.release_held(self)  # fd 2 kept while batches were in flight
+        self._stream.drop()  # DALI frees its threads and buffers with the pipeline
 
     def close(self):
         self._close()

@@ -1,95 +1,82 @@
-"""DALI's cross-epoch prefetch: the next pass's pipeline is built and running before this pass
-ends, instead of a cold rebuild at the epoch start (loaders/prefetch.py has the general rule).
+"""DALI's cross-epoch prefetch: one pipeline per resolution, always `depth` iterations ahead.
 
-A pipeline's source reads one pass's order (loaders/dali_source.py), so a new train epoch (a
-new permutation) gets a new pipeline; its random-op seed comes from (seed, epoch, rank), so a pipeline built
-early gives the same crops as one built at the epoch start. `Ahead` keeps one `Run` per pass:
+A pipeline's work is what its Feed hands it (loaders/dali_source.py): the batches of a plan of
+passes, this pass's and then the guessed next pass's (loaders/prefetch.following). Nothing in a
+batch depends on the pipeline (order: seed + epoch; crops: seed + epoch + index, computed by
+the Feed), so the same pipeline serves every pass at its resolution and the first batches of
+the next pass decode while this one ends: no per-epoch build, first run or teardown (on the
+CPU they cost 12-20 ms, 50-100 ms and 140-175 ms an epoch when each pass had its own pipeline).
 
-  - the pass being read: its pipeline and how many of its iterations are scheduled;
-  - the next pass (prefetch.following): started once the current pass has scheduled its last
-    iteration, i.e. spec.prefetch batches before its end. Train: a new pipeline for the next
-    epoch, with its first min(len, prefetch) iterations scheduled at once (its own queue).
-    Val (a pass that started at batch 0): the same pipeline, whose source wraps around to the
-    pass's first batch; it takes one iteration for each batch the current pass
-    hands out, so that no more than prefetch_queue_depth iterations are ever outstanding.
-
-A pass that is not the one guessed (set_resolution at the boundary, a start_batch, the same
-epoch read twice) drops the early pipeline and builds its own; so does a pass abandoned half-way
-(its source stands mid-pass).
+`Stream.begin(p)` makes the next batch read be pass p's first. When the batches in flight are
+not p's (set_epoch(e, start_batch=k), the same epoch read twice, a pass abandoned half-way) they
+are read and dropped (at most `depth` batches of decode wasted) and the plan restarts at p; a
+new resolution (set_resolution at the boundary) builds that resolution's pipeline instead.
 """
 from __future__ import annotations
 
 import math
 
-from .prefetch import Pass, following
+from .dali_source import Feed, Item
+from .prefetch import Pass
 
 
-class Run:
-    """One pass's iterations on a pipeline: `total` of them, `scheduled` and `read` so far."""
-
-    def __init__(self, pass_: Pass, pipe, total: int, prefetch: int, shared: bool):
-        self.pass_, self.pipe, self.total = pass_, pipe, total
-        self.depth, self.shared = max(1, prefetch), shared
-        self.scheduled, self.read, self.next = 0, 0, None  # next: the following pass's Run, once started
-
-    def schedule(self, k: int = 1) -> None:
-        for _ in range(min(k, self.total - self.scheduled)):
-            self.pipe.schedule_run()
-            self.scheduled += 1
-
-
-class Ahead:
-    """The Runs of the pass being read and of the one after it (module docstring)."""
+class Stream:
+    """The pipeline of the current resolution, its Feed, and what is in flight on it."""
 
     def __init__(self, loader):
         self.loader = loader
-        self.current: Run | None = None
-        self.prefetched = 0  # passes that found their pipeline already running
+        self.depth = max(1, loader.spec.prefetch)
+        self.pipe, self.feed, self.res = None, None, None
+        self.prefetched = 0  # passes whose first batch was already in flight
 
-    def _total(self, p: Pass) -> int:
+    def total(self, p: Pass) -> int:
         lo = self.loader
         return math.ceil(max(0, lo.num_samples - p.start * lo.spec.batch_size) / lo.spec.batch_size)
 
-    def take(self, p: Pass) -> Run:
-        """The Run for pass p (the one started early if it was built for p, else a new one),
-        its first iterations scheduled."""
-        cur = self.current
-        nxt = cur.next if cur is not None else None
-        if nxt is not None and nxt.pass_ == p:
+    def begin(self, p: Pass, discard) -> None:
+        """Position the stream at pass p's first batch; `discard(stream)` reads and drops
+        whatever else is in flight (the caller's DaliGuard listens to its decoder messages)."""
+        if self.pipe is not None and self.res != p.res:
+            discard(self)
+            self.drop()
+        if self.pipe is None:
+            self.feed = Feed(self.loader, self.loader.split == "train")
+            self.pipe, self.res = self.loader._build(p.res, self.feed), p.res
+        head = self.feed.inflight[0] if self.feed.inflight else None
+        if head is not None and head.pass_ == p and head.batch == 0:
             self.prefetched += 1
         else:
-            self.drop()
-            nxt = Run(p, self.loader._build(p), self._total(p), self.loader.spec.prefetch, shared=False)
-        self.current = cur = nxt
-        cur.schedule(cur.depth - cur.scheduled)  # a shared queue holds at most depth
-        if cur.scheduled == cur.total:
-            self._start_next()
-        return cur
+            discard(self)
+            self.feed.start(p)
+        self.fill()
 
-    def _start_next(self) -> None:
-        cur, lo = self.current, self.loader
-        p = following(lo, cur.pass_)
-        if not lo.shuffle and cur.pass_.start == 0 and p == cur.pass_:
-            cur.next = Run(p, cur.pipe, self._total(p), lo.spec.prefetch, shared=True)
-            cur.next.schedule(cur.depth - (cur.scheduled - cur.read))  # the queue's free slots
-        else:
-            cur.next = Run(p, lo._build(p), self._total(p), lo.spec.prefetch, shared=False)
-            cur.next.schedule(cur.next.depth)  # its own queue: fill it now
+    def fill(self) -> None:
+        """Schedule iterations until `depth` are in flight (a fresh pipeline's first
+        schedule_run runs prefetch_queue_depth of them at once)."""
+        if self.loader.num_samples == 0:
+            return
+        while len(self.feed.inflight) < self.depth:
+            self.pipe.schedule_run()
 
-    def consumed(self) -> None:
-        """One batch of the current pass handed out: one more iteration, of this pass or the next."""
-        cur = self.current
-        cur.read += 1
-        if cur.scheduled < cur.total:
-            cur.schedule(1)
-            if cur.scheduled == cur.total:
-                self._start_next()
-        elif cur.next is not None and cur.next.shared and cur.next.scheduled < cur.next.depth:
-            cur.next.schedule(1)
+    def head(self) -> Item:
+        return self.feed.inflight[0]
 
-    def finish(self, whole: bool) -> None:
-        if not whole:  # the source stands mid-pass: nothing in flight can be used
-            self.drop()
+    def release(self) -> Item:
+        """Give the head batch's buffers back to DALI and schedule one more iteration."""
+        self.pipe.release_outputs()
+        item = self.feed.inflight.popleft()
+        self.fill()
+        return item
+
+    def skip_inflight(self) -> list[Item]:
+        """Read and drop every batch in flight (nothing new scheduled); the items dropped."""
+        dropped = []
+        while self.feed is not None and self.feed.inflight:
+            self.pipe.share_outputs()
+            self.pipe.release_outputs()
+            dropped.append(self.feed.inflight.popleft())
+        return dropped
 
     def drop(self) -> None:
-        self.current = None  # DALI frees a pipeline's threads and buffers with it
+        """Forget the pipeline (DALI frees its threads and buffers with it)."""
+        self.pipe, self.feed, self.res = None, None, None

@@ -100,20 +100,33 @@ def test_a_file_gone_mid_epoch_stops_dali_in_one_line(tmp_path):
 
 
 def test_an_unexplained_dali_failure_is_one_line():
+    from collections import deque
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from loaders.dali_source import Item
     from loaders.decode_errors import DaliGuard
+    from loaders.prefetch import Pass
 
     class Pipe:
         def share_outputs(self):
             raise RuntimeError("Critical error in pipeline:\nsomething native\nC++ stack trace ...")
 
-    class Loader:
-        samples, spec, dataset, stats, epoch = [], LoaderSpec(batch_size=2), None, {}, 0
+    class Stream:  # one batch in flight whose files the strict decoder finds fine (there are none)
+        pipe, feed = Pipe(), SimpleNamespace(inflight=deque([Item(Pass(0, 32, 0), 0, np.zeros(0, np.int64), [])]))
 
-        def order(self, epoch=None):
-            return []
+        def head(self):
+            return self.feed.inflight[0]
+
+        def drop(self):
+            self.pipe = self.feed = None
+
+    class Loader:
+        samples, spec, dataset, stats, epoch, _stream = [], LoaderSpec(batch_size=2), None, {}, 0, Stream()
 
     with DaliGuard(Loader()) as guard, pytest.raises(LoaderFailure, match=r"^dali: its pipeline failed at batch 0 \(Critical error in pipeline:\)$"):
-        guard.outputs(Pipe(), 0, 1)
+        guard.outputs()
 
 
 def _is_worker(child) -> bool:

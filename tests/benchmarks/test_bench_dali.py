@@ -1,15 +1,16 @@
 """Loader-only images/sec: the project's `dali` loader vs a bare DALI pipeline loop.
 
 The bare loop is written directly against DALI's API the way its docs show it (fn.readers.file
-with DALI's own shuffle -> fused decode+crop -> resize -> flip, DALIGenericIterator with
-PARTIAL), on the same files, with the same threads and prefetch depth. "bare+norm" adds the same
-uint8 -> normalised float channels_last conversion inline (what the wrapper's output contract
-costs); "bare" is DALI alone, uint8 out. The wrapper builds one train pipeline per epoch (our
-order, our seeds), started before the previous epoch ends (cross-epoch prefetch,
-loaders/dali_ahead.py); the bare loop builds its pipeline inside each timed epoch. In
-interleaved rounds the wrapper's next epoch may decode its first spec.prefetch batches (2 of 8)
-during the other loops' time. A cold epoch start is `test_bench_dali_epoch_start`; short vs
-long epochs is tests/benchmarks/test_bench_epochs.py.
+with DALI's own shuffle -> fused decode+crop -> resize -> flip, one pipeline and one
+DALIGenericIterator with PARTIAL for every epoch), on the same files, with the same threads and
+prefetch depth. "bare+norm" adds the same uint8 -> normalised float channels_last conversion
+inline (what the wrapper's output contract costs); "bare" is DALI alone, uint8 out. The wrapper
+keeps one train pipeline for every epoch too (our order, and crops computed by its feed from the
+per-sample RNG: loaders/dali_source.py), its next epoch's first batches in flight before this
+one ends (loaders/dali_ahead.py). Both run prefetch_queue_depth iterations ahead across the
+epoch's end, so in interleaved rounds each may decode its next epoch's first batches (2 of 8)
+during the other loops' time, alike. A cold epoch start (a new resolution: a new pipeline) is
+`test_bench_dali_epoch_start`; short vs long epochs is tests/benchmarks/test_bench_epochs.py.
 
     .venv/bin/python -m pytest tests/benchmarks/test_bench_dali.py --benchmark-enable -s
 
@@ -48,24 +49,21 @@ def _bare(dataset, spec: LoaderSpec):
         images = fn.flip(images, horizontal=fn.random.coin_flip())
         return images, lab
 
+    p = pipe()
+    p.build()
+    it = DALIGenericIterator(p, ["images", "labels"], reader_name="Reader", last_batch_policy=LastBatchPolicy.PARTIAL,
+                             auto_reset=True)
+
     def epoch(normalise: bool) -> int:
-        # Built inside the timed epoch, like the wrapper's per-epoch rebuild: a pipeline kept
-        # across interleaved loops would decode its next epoch's first batches (DALI runs
-        # prefetch_queue_depth ahead, across the epoch's end) on the other loops' time.
-        p = pipe()
-        p.build()
-        it = DALIGenericIterator(p, ["images", "labels"], reader_name="Reader",
-                                 last_batch_policy=LastBatchPolicy.PARTIAL)
         n = 0
-        for out in it:
+        for out in it:  # auto_reset: the iterator starts the next epoch after this one ends
             x, y = out[0]["images"], out[0]["labels"]
             if normalise:  # the same output contract as the wrapper, through the same function
                 x, y = normalize(x, spec, "NHWC"), labels_to(y, spec)
             n += x.shape[0]
-        del it, p
         return n
 
-    return epoch, None
+    return epoch, (p, it)
 
 
 def _wrapper(dataset, spec: LoaderSpec):
@@ -100,8 +98,8 @@ def test_bench_dali_wrapper_vs_bare(benchmark, bench_data):
 
 def test_bench_dali_epoch_start(benchmark, bench_data):
     """What a cold epoch start costs the wrapper: the resolution changes at every boundary, so
-    the pipeline started ahead (cross-epoch prefetch) is dropped and the pass builds its own:
-    the time to its first batch (file list, pipeline build, first decode)."""
+    the batches in flight (cross-epoch prefetch) are dropped and the pass builds the pipeline
+    of its resolution: the time to its first batch (teardown, build, first decode)."""
     loader = build("dali", "train", bench_data, SPEC.with_(batch_size=32))
     state = {"epoch": 0, "it": None, "first": []}
 
