@@ -28,7 +28,7 @@ import numpy as np
 
 from .datasets import undecodable
 from .geometry import rrc_params, sample_rng
-from .prefetch import Pass, batches, chain
+from .prefetch import Pass, batches, chain, following
 
 
 def _read(path: str) -> np.ndarray:
@@ -74,13 +74,15 @@ class Feed:
     def __init__(self, loader, train: bool):
         self.loader, self.train = loader, train
         self.samples, self.spec = loader.samples, loader.spec
-        self.plan = None
-        self.planned: Pass | None = None  # the pass the plan started at
+        self.plan = None  # (pass, (batch, indices)) to feed, from the pass begun last (start)
         self.inflight: deque[Item] = deque()
 
     def start(self, p: Pass) -> None:
-        """Feed pass p's batches next, then the passes that follow it (prefetch.following)."""
-        self.plan, self.planned = chain(self.loader, p, lambda q: list(enumerate(batches(self.loader, q)))), p
+        """Feed pass p's batches next, then the passes that follow it (prefetch.following). A
+        pass resumed at its end (start_batch = len) has none: the plan begins with the next."""
+        if not batches(self.loader, p):
+            p = following(self.loader, p)
+        self.plan = chain(self.loader, p, lambda q: list(enumerate(batches(self.loader, q))))
 
     def __call__(self, info):
         try:

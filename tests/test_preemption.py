@@ -54,7 +54,9 @@ def stop_at(monkeypatch, epoch: int, batch: int):
     monkeypatch.setattr(preempt.StopFlag, "stop", stop)
 
 
-@pytest.mark.parametrize("name", ["torchvision"])
+# DALI too: its crops come from the same per-sample RNG (loaders/dali_source.py), so a resumed
+# pass decodes the very batches the uninterrupted one did. (FFCV's crops are numba's: order only.)
+@pytest.mark.parametrize("name", ["torchvision", "dali-cpu"])
 @pytest.mark.parametrize("epoch,batch", [(1, 3), (0, 1), (2, 6)])
 def test_resumed_mid_epoch_run_ends_with_the_uninterrupted_metrics(name, epoch, batch, data, tmp_path, monkeypatch):
     full = accuracy_mode.run(cpu_context(config(tmp_path / "a"), data), name, "seed_cnn")
