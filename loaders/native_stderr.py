@@ -47,6 +47,7 @@ class NativeStderr:
         self.kept: list[str] = []
         self.late_explained = False  # set by the last user that met bad files (DaliGuard.release)
         self.count = self.sent = self.seen = 0
+        self.lost = False  # a sync token never came back (see sync)
         self.cond = threading.Condition()
         sys.stderr.flush()
         self.saved = os.dup(2)
@@ -85,13 +86,19 @@ class NativeStderr:
         os.write(self.saved, raw + b"\n")
 
     def sync(self) -> int:
+        # A token that does not come back (the reader gone, fd 2 redirected by someone else)
+        # would cost every later sync its 5 s timeout, i.e. every batch: after one miss, or once
+        # the reader has stopped, sync only counts what arrived.
+        if self.lost or not self.thread.is_alive():
+            return self.count
         sys.stderr.flush()
         with self.cond:
             self.sent += 1
             target = self.sent
         os.write(2, _TOKEN + b"\n")
         with self.cond:
-            self.cond.wait_for(lambda: self.seen >= target, timeout=5)
+            if not self.cond.wait_for(lambda: self.seen >= target, timeout=5):
+                self.lost = True
             return self.count
 
     def explained(self) -> None:
