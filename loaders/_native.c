@@ -1,5 +1,6 @@
-/* loaders._native: the two per-pixel hot spots of the host-decoding path, in C (optional: the
- * callers fall back to simplejpeg/PIL and torch without it).
+/* loaders._native: the two per-pixel hot spots of the host-decoding path, and the per-file stat
+ * of a dataset scan, in C (optional: the callers fall back to simplejpeg/PIL, torch and os.stat
+ * without it).
  *
  * 1. decode(): only a region of a JPEG, at a DCT scale, with libjpeg-turbo.
  *
@@ -21,11 +22,15 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jpeglib.h>
 
@@ -226,6 +231,108 @@ static PyObject *apply_lut(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* 3. stat_names(dirpath, names, sizes, mtimes) -> int: one stat per name in the folder, as
+ * os.stat(f"{dirpath}/{name}") does (following symlinks), into two int64 buffers of len(names):
+ * st_size and st_mtime_ns. Returns the index of the first name that is a folder (the caller
+ * walks that class), else -1. A name that cannot be stat'ed raises os.stat's OSError (its
+ * errno subclass, naming the file). An ImageNet scan stats 1.33 M files: ~3.5 s as a Python
+ * loop of os.stat (issue #16; threads are slower: the GIL), here fstatat relative to one open
+ * folder, with the GIL released. */
+static PyObject *stat_names(PyObject *self, PyObject *args) {
+    PyObject *dirpath, *list, *names = NULL, *dir_bytes = NULL, *keep = NULL, *result = NULL;
+    Py_buffer sizes = {0}, mtimes = {0};
+    const char **cnames = NULL;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "UO!w*w*", &dirpath, &PyList_Type, &list, &sizes, &mtimes))
+        return NULL;
+    names = PyList_AsTuple(list); /* the names stay alive, whatever happens to the list meanwhile */
+    Py_ssize_t n = names ? PyTuple_GET_SIZE(names) : 0;
+    if (names == NULL)
+        goto done;
+    if (sizes.len != n * (Py_ssize_t)sizeof(int64_t) || mtimes.len != sizes.len) {
+        PyErr_SetString(PyExc_ValueError, "stat_names: sizes and mtimes must hold len(names) int64 values");
+        goto done;
+    }
+    if (!PyUnicode_FSConverter(dirpath, &dir_bytes) || (keep = PyList_New(0)) == NULL ||
+        (cnames = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(*cnames))) == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) { /* file-system encoding, as os.stat: UTF-8, surrogates escaped */
+        PyObject *name = PyTuple_GET_ITEM(names, i), *b = NULL;
+        Py_ssize_t len;
+        const char *c = PyUnicode_Check(name) ? PyUnicode_AsUTF8AndSize(name, &len) : NULL; /* no copy for ASCII */
+        if (c == NULL) { /* not str (os.stat's TypeError), or an undecodable name kept as surrogates */
+            PyErr_Clear();
+            if (!PyUnicode_FSConverter(name, &b) || PyList_Append(keep, b) < 0) {
+                Py_XDECREF(b);
+                goto done;
+            }
+            Py_DECREF(b); /* alive in `keep` */
+            c = PyBytes_AS_STRING(b);
+            len = PyBytes_GET_SIZE(b);
+        }
+        if ((Py_ssize_t)strlen(c) != len) {
+            PyErr_SetString(PyExc_ValueError, "stat_names: embedded null byte");
+            goto done;
+        }
+        cnames[i] = c;
+    }
+    int64_t *size_out = (int64_t *)sizes.buf, *mtime_out = (int64_t *)mtimes.buf;
+    Py_ssize_t folder = -1, failed = -1;
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+#ifdef O_PATH /* search permission is all os.stat of a path inside needs; O_PATH asks no more */
+    int fd = n ? open(PyBytes_AS_STRING(dir_bytes), O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+#else
+    int fd = n ? open(PyBytes_AS_STRING(dir_bytes), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+#endif
+    if (n && fd < 0) { /* what os.stat of the first file would meet */
+        err = errno;
+        failed = 0;
+    }
+    for (Py_ssize_t i = 0; fd >= 0 && i < n; i++) {
+        struct stat st;
+        if (fstatat(fd, cnames[i], &st, 0) != 0) {
+            err = errno;
+            failed = i;
+            break;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            folder = i;
+            break;
+        }
+        size_out[i] = (int64_t)st.st_size;
+#ifdef __APPLE__
+        mtime_out[i] = (int64_t)st.st_mtimespec.tv_sec * 1000000000 + st.st_mtimespec.tv_nsec;
+#else
+        mtime_out[i] = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+#endif
+    }
+    if (fd >= 0)
+        close(fd);
+    Py_END_ALLOW_THREADS
+    if (failed >= 0) { /* os.stat's error, naming the path it would have named */
+        PyObject *path = PyUnicode_FromFormat("%U/%S", dirpath, PyTuple_GET_ITEM(names, failed));
+        if (path != NULL) {
+            errno = err;
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+            Py_DECREF(path);
+        }
+        goto done;
+    }
+    result = PyLong_FromSsize_t(folder);
+done:
+    PyMem_Free(cnames);
+    Py_XDECREF(keep);
+    Py_XDECREF(dir_bytes);
+    Py_XDECREF(names);
+    PyBuffer_Release(&sizes);
+    PyBuffer_Release(&mtimes);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS,
      "decode(data, num, top, left, height, width, flip=False) -> bytearray: the height x width x 3 "
@@ -234,12 +341,15 @@ static PyMethodDef methods[] = {
     {"apply_lut", apply_lut, METH_VARARGS,
      "apply_lut(src, dst, lut, channels): dst[i] = lut[i % channels][src[i]]; src uint8 (channels "
      "innermost), lut channels x 256 values of dst's 2- or 4-byte type (see the module source)."},
+    {"stat_names", stat_names, METH_VARARGS,
+     "stat_names(dirpath, names, sizes, mtimes) -> int: os.stat of each name in dirpath into the int64 "
+     "buffers sizes (st_size) and mtimes (st_mtime_ns); the index of the first folder, or -1."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_native",
-    "Region + DCT-scaled JPEG decode (libjpeg-turbo) and the LUT normalisation (see loaders/_native.c).", -1, methods,
+    "Region + DCT-scaled JPEG decode (libjpeg-turbo), the LUT normalisation and a folder's stats (see loaders/_native.c).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {

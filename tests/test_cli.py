@@ -89,3 +89,50 @@ def test_build_hands_each_backend_its_options_and_rejects_a_key_none_reads(tiny)
         assert loader.spec.options == {}
     with pytest.raises(ValueError, match=r"^no loader reads option 'pol' \(torchvision: pool, chunk, task, decoder; ffcv: "):
         build("torchvision", "train", tiny, LoaderSpec(options={"pol": "threads"}))
+
+
+def test_a_run_with_nothing_measured_exits_1_with_its_record_and_summary(tiny_root, tmp_path):
+    """The CLI ends with os._exit (bench/run.py: exit_now): the records, the buffered stdout and
+    the exit status still come out."""
+    out = tmp_path / "r.jsonl"
+    p = run("--mode", "loader", "--loader", "torchvision-gpu", "--data", str(tiny_root), "--out", str(out))
+    assert p.returncode == 1, p.stderr
+    (rec,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rec["status"] == "unavailable" and rec["loader"] == "torchvision-gpu"
+    assert "torchvision-gpu" in p.stdout and p.stdout.rstrip().splitlines()[-1].startswith(f"records appended to {out}")
+
+
+EXIT_SCRIPT = """
+import atexit, multiprocessing, sys, time
+from pathlib import Path
+def child(path):
+    time.sleep(0.5)
+    Path(path).write_text("done")
+if __name__ == "__main__":
+    multiprocessing.get_context("fork").Process(target=child, args=(sys.argv[1],)).start()  # not joined
+    atexit.register(lambda: print("atexit ran"))
+    sys.stdout.write("buffered, no newline")
+    if sys.argv[2] == "ours":
+        from bench.run import exit_now
+        exit_now(3)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("reader", ["reads", "gone"])
+def test_exit_now_ends_like_the_interpreter(tmp_path, reader):
+    """Same status, stdout, atexit handlers and joined child processes as CPython's own exit,
+    with stdout read and with its reader gone (`| head`: CPython says 120)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered: the flush at exit writes
+    seen = []
+    for how in ("cpython", "ours"):
+        done = tmp_path / f"{how}.txt"
+        p = subprocess.Popen([sys.executable, "-c", EXIT_SCRIPT, str(done), how], cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, env={**env, "PYTHONPATH": str(REPO)})
+        if reader == "gone":
+            p.stdout.close()
+        stdout = p.stdout.read() if reader == "reads" else b""
+        seen.append((p.wait(timeout=60), stdout, done.read_text()))
+    assert seen[0] == seen[1]
+    assert seen[0][0] == (3 if reader == "reads" else 120)
+    assert seen[0][1] == (b"buffered, no newlineatexit ran\n" if reader == "reads" else b"")

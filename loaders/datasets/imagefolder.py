@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import time
 from pathlib import Path
 
@@ -20,81 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from .dataset import DataError, Dataset, cache_root
+from .listing import SPLITS, fingerprint_of, list_split, scan_key, stat_all
 from .samples import Samples
 
 MANIFEST_VERSION = 3  # 3: per-file sizes and mtimes kept (manifest.npz), so a change re-validates only what changed
 JPEG_MAGIC, PNG_MAGIC = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
-SPLITS = ("train", "val")
-
-
-# -- listing ------------------------------------------------------------------------------
-def _list_split(split_dir: Path) -> list[tuple[str, str, list[str]]]:
-    """[(class, directory, sorted file names)] like torchvision's ImageFolder: sorted classes,
-    then each class's directories in os.walk order, sorted; hidden entries skipped."""
-    with os.scandir(split_dir) as it:
-        classes = sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
-    return [entry for c in classes for entry in _list_class(split_dir, c)]
-
-
-def _list_class(split_dir: Path, c: str, walk: bool = False) -> list[tuple[str, str, list[str]]]:
-    d = split_dir / c
-    # A folder's link count is 2 + its subfolders: 2 means a flat class folder (ImageNet's
-    # shape), listed by names alone, twice as fast as os.walk's per-entry checks. A symlink to
-    # a folder among the names is seen by _stat, which then asks for the walk.
-    if not walk and os.stat(d).st_nlink == 2:
-        return [(c, str(d), sorted(n for n in os.listdir(d) if not n.startswith(".")))]
-    out = []
-    for dirpath, dirnames, fnames in sorted(os.walk(d, followlinks=True)):  # the class folder itself first
-        dirnames[:] = [x for x in dirnames if not x.startswith(".")]
-        out.append((c, dirpath, sorted(f for f in fnames if not f.startswith("."))))
-    return out
-
-
-class _Folder(Exception):
-    """A listed name is a folder (a symlink to one): its class must be walked."""
-
-
-def _stat_all(split_dir: Path, listing: list) -> tuple[list, tuple[np.ndarray, np.ndarray]]:
-    """(listing, its stats), re-walking the classes where a listed name turned out a folder."""
-    while True:
-        try:
-            return listing, _stat(listing)
-        except _Folder as e:
-            c = str(e)
-            listing = [x for x in listing if x[0] != c]
-            at = next((i for i, x in enumerate(listing) if x[0] > c), len(listing))
-            listing[at:at] = _list_class(split_dir, c, walk=True)
-
-
-def _stat(listing) -> tuple[np.ndarray, np.ndarray]:
-    """(sizes, mtimes in ns) of every file, in listing order: one stat each, written straight
-    into arrays (lists of 1.3 M Python ints would cost ~100 MB at the peak)."""
-    n = sum(len(names) for _, _, names in listing)
-    sizes, mtimes = np.empty(n, np.int64), np.empty(n, np.int64)
-    k = 0
-    for c, d, names in listing:
-        for name in names:
-            st = os.stat(f"{d}/{name}")
-            if stat.S_ISDIR(st.st_mode):
-                raise _Folder(c)
-            sizes[k], mtimes[k] = st.st_size, st.st_mtime_ns
-            k += 1
-    return sizes, mtimes
-
-
-def _fingerprint(root: Path, listing: dict, stats: dict) -> str:
-    """Hash of every file's relative path, size and mtime: cheap, and changes with the data.
-    (The formula of manifest versions 1-2, so that .beton caches and records keep their key.)"""
-    h = hashlib.sha1()
-    for split in SPLITS:
-        sizes, mtimes = stats[split]
-        k = 0
-        for _, d, names in listing[split]:
-            rel, m = os.path.relpath(d, root), len(names)
-            lines = zip(names, sizes[k:k + m].tolist(), mtimes[k:k + m].tolist())
-            h.update("".join(f"{rel}/{n}\0{s}\0{t}\n" for n, s, t in lines).encode())
-            k += m
-    return h.hexdigest()[:16]
 
 
 def check_image(path: str) -> str | None:
@@ -127,16 +56,11 @@ def scan(root: Path, skip_bad: bool = False, progress: bool = True, name: str | 
     _check_layout(root)
     listing, stats = {}, {}
     for split in SPLITS:
-        listing[split], stats[split] = _stat_all(root / split, _list_split(root / split))
+        listing[split], stats[split] = stat_all(root / split, list_split(root / split))
     classes = _check_classes(root, listing)
-    fingerprint = _fingerprint(root, listing, stats)
     cache_dir = cache_root() / "manifests" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
-    manifest = _load_manifest(cache_dir)
-    if manifest is None or manifest["fingerprint"] != fingerprint:  # new or changed: per-file identities needed
-        files = {split: _files(listing[split], stats[split]) for split in SPLITS}
-        manifest = _revalidate(root, files, manifest and _load_files(cache_dir), fingerprint, progress, log)
-        _save_manifest(cache_dir, manifest, files)
-    bad = manifest["bad"]
+    manifest = _current_manifest(root, cache_dir, listing, stats, progress, log)
+    fingerprint, bad = manifest["fingerprint"], manifest["bad"]
     manifest_path = cache_dir / "manifest.json"
     if bad and not skip_bad:
         first = bad[0]
@@ -196,6 +120,25 @@ def _samples(listing, index: dict, bad: set) -> Samples:
 
 
 # -- the manifest ----------------------------------------------------------------------------
+def _current_manifest(root: Path, cache_dir: Path, listing: dict, stats: dict, progress: bool, log) -> dict:
+    """The manifest of the tree as listed and stat'ed now: the cached one if nothing changed,
+    else one validated again where files changed."""
+    manifest = _load_manifest(cache_dir)
+    key = scan_key(root, listing, stats)
+    if manifest is not None and manifest.get("scan_key") == key:  # the same names, sizes, mtimes: the same fingerprint
+        return manifest
+    fingerprint = fingerprint_of(root, listing, stats)
+    if manifest is None or manifest["fingerprint"] != fingerprint:  # new or changed: per-file identities needed
+        files = {split: _files(listing[split], stats[split]) for split in SPLITS}
+        manifest = _revalidate(root, files, manifest and _load_files(cache_dir), fingerprint, progress, log)
+        manifest["scan_key"] = key
+        _save_manifest(cache_dir, manifest, files)
+    else:  # a manifest written before the key: add it
+        manifest["scan_key"] = key
+        _atomic_write(cache_dir / "manifest.json", json.dumps(manifest, indent=1))
+    return manifest
+
+
 def _load_manifest(cache_dir: Path) -> dict | None:
     try:
         m = json.loads((cache_dir / "manifest.json").read_text())
