@@ -1,7 +1,8 @@
 """The start-up scan's fast paths (issue #16): the C stat loop gives os.stat's numbers and
 errors, the manifest's scan key stands in for the fingerprint only while nothing changed, hidden
 names are still left out, and non-ASCII names survive the numpy fast path. `make venv` builds
-loaders/_native here, so the C path must import: no skip."""
+loaders/_native here, so the C path must import: no skip (imported in its tests, so that the
+rest collects where it is not built)."""
 from __future__ import annotations
 
 import json
@@ -11,13 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loaders import _native
 from loaders.datasets import imagefolder, listing, scan
 from loaders.datasets.samples import Samples
 from tests.helpers import make_imagefolder
 
 
+def _native():
+    from loaders import _native
+
+    assert listing._stat_names is _native.stat_names  # the scan uses it
+    return _native
+
+
 def _both_stats(lst):
+    _native()
     return listing._stat(lst, native=True), listing._stat(lst, native=False)
 
 
@@ -33,7 +41,7 @@ def test_native_stat_gives_os_stats_numbers_through_symlinks(tmp_path):
     names = [n for _, _, ns in lst for n in ns]
     assert s1[names.index("linked.jpg")] == outside.stat().st_size  # the target's, as os.stat
     assert -1_500_000_001 in m1.tolist()
-    assert _native.stat_names(str(root / "val" / "apple"), [], np.empty(0, np.int64), np.empty(0, np.int64)) == -1
+    assert _native().stat_names(str(tmp_path / "gone"), [], np.empty(0, np.int64), np.empty(0, np.int64)) == -1  # as the loop
 
 
 def test_native_stat_reports_the_first_folder_and_refuses_bad_buffers(tmp_path):
@@ -42,11 +50,16 @@ def test_native_stat_reports_the_first_folder_and_refuses_bad_buffers(tmp_path):
     for name in ("a.jpg", "b", "c.jpg"):
         (d / name).mkdir() if name == "b" else (d / name).write_bytes(b"x" * 3)
     sizes, mtimes = np.zeros(3, np.int64), np.zeros(3, np.int64)
-    assert _native.stat_names(str(d), ["a.jpg", "b", "c.jpg"], sizes, mtimes) == 1
+    assert _native().stat_names(str(d), ["a.jpg", "b", "c.jpg"], sizes, mtimes) == 1
     assert listing._stat_python(str(d), ["a.jpg", "b", "c.jpg"], np.zeros(3, np.int64), np.zeros(3, np.int64)) == 1
     assert sizes[0] == 3
+    os.close(os.open(os.path.join(os.fsencode(d), b"caf\xe9.jpg"), os.O_CREAT | os.O_WRONLY))  # not UTF-8
+    odd = [os.fsdecode(b"caf\xe9.jpg"), "c.jpg"]  # as os.listdir gives it: surrogate-escaped
+    pair = [np.full(2, 7, np.int64), np.full(2, 7, np.int64)]
+    assert _native().stat_names(str(d), odd, *pair) == listing._stat_python(str(d), odd, sizes[:2], mtimes[:2]) == -1
+    assert pair[0].tolist() == sizes[:2].tolist() == [0, 3] and pair[1].tolist() == mtimes[:2].tolist()
     with pytest.raises(ValueError, match="len\\(names\\) int64"):
-        _native.stat_names(str(d), ["a.jpg"], np.zeros(2, np.int64), np.zeros(2, np.int64))
+        _native().stat_names(str(d), ["a.jpg"], np.zeros(2, np.int64), np.zeros(2, np.int64))
 
 
 @pytest.mark.parametrize("where", ["file", "folder"])
@@ -57,7 +70,7 @@ def test_native_stat_raises_os_stats_error_naming_the_file(tmp_path, where):
     folder = str(d if where == "file" else tmp_path / "gone")
     names = ["here.jpg", "missing.jpg"] if where == "file" else ["here.jpg"]
     errors = []
-    for stat_names in (_native.stat_names, listing._stat_python):
+    for stat_names in (_native().stat_names, listing._stat_python):
         with pytest.raises(OSError) as e:
             stat_names(folder, names, np.zeros(len(names), np.int64), np.zeros(len(names), np.int64))
         errors.append((type(e.value), e.value.errno, e.value.filename, str(e.value)))

@@ -2,10 +2,11 @@
 
 Samples come in ImageFolder order (sorted classes, sorted files, as
 torchvision.datasets.ImageFolder lists them). Every start lists the tree and stats every file
-(ImageNet's 1.33 M files: ~3 s); the manifest remembers each file's size and mtime, so what it
-trusts is what make and rsync trust: a file whose size and mtime are unchanged is unchanged.
-Added, removed and modified files are found at start; only they are validated again, and one
-line says so. A file that changes during a run is the backends' one-line error naming it.
+(listing.py; ImageNet's 1.33 M files: ~2.5 s); the manifest remembers each file's size and
+mtime, so what it trusts is what make and rsync trust: a file whose size and mtime are
+unchanged is unchanged. Added, removed and modified files are found at start; only they are
+validated again, and one line says so. A file that changes during a run is the backends'
+one-line error naming it.
 """
 from __future__ import annotations
 
