@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -108,11 +109,23 @@ def _check_classes(root: Path, listing: dict) -> list[str]:
 
 
 def _files(listing, stats) -> dict:
-    """Per-file identity for the manifest: path, size, mtime (arrays, listing order)."""
-    # One folder's paths at a time: a list of 1.3 M bytes objects cost ~110 MB at the first start's peak
-    paths = np.concatenate([np.array([f"{d}/{n}".encode() for n in names], dtype=np.bytes_) for _, d, names in listing]
-                           or [np.array([], dtype=np.bytes_)])
+    """Per-file identity for the manifest: path, size, mtime (arrays, listing order).
+
+    The paths go straight into one array, a folder at a time: the CLI keeps freed heap memory
+    (loaders/host.py: keep_host_memory), so a 1.3 M-item list or a concatenation of per-folder
+    arrays (~60 MB each at ImageNet's size) would stay in the RSS for the whole run."""
+    width = max((len(d.encode()) + 1 + _longest(names) for _, d, names in listing if names), default=1)
+    paths = np.empty(sum(len(names) for _, _, names in listing), dtype=f"S{width}")
+    k = 0
+    for _, d, names in listing:
+        paths[k:k + len(names)] = [f"{d}/{n}".encode() for n in names]
+        k += len(names)
     return {"paths": paths, "sizes": stats[0], "mtimes": stats[1]}
+
+
+def _longest(names: list[str]) -> int:
+    """The longest name's length in UTF-8 bytes (at C speed where all are ASCII)."""
+    return max(map(len, names)) if "".join(names).isascii() else max(len(n.encode()) for n in names)
 
 
 def _samples(listing, index: dict, bad: set) -> Samples:
@@ -168,10 +181,10 @@ def _save_manifest(cache_dir: Path, manifest: dict, files: dict) -> None:
     _atomic_write(cache_dir / "manifest.json", json.dumps({k: v for k, v in manifest.items() if k != "files"}, indent=1))
 
 
-def _changed(old: dict | None, files: dict) -> tuple[list[bytes] | np.ndarray, int, int]:
-    """(paths to validate: added or modified, added count, removed count) against the last scan."""
-    if old is None:  # everything, as one bytes array (1.3 M str paths, or bytes scalars, would cost ~120 MB at the peak)
-        return np.concatenate([files[split]["paths"] for split in SPLITS]), 0, 0
+def _changed(old: dict | None, files: dict) -> tuple[list, int, int]:
+    """(paths to validate: added or modified, in parts, added count, removed count) against the last scan."""
+    if old is None:  # everything: the arrays themselves (no list of 1.3 M paths at the peak, no copy)
+        return [files[split]["paths"] for split in SPLITS], 0, 0
     todo, added, removed = [], 0, 0
     for split in SPLITS:
         new = files[split]
@@ -184,24 +197,26 @@ def _changed(old: dict | None, files: dict) -> tuple[list[bytes] | np.ndarray, i
                 todo.append(p)
                 added += seen is None
         removed += len(set(prev) - {p for p, _, _ in now})
-    return todo, added, removed
+    return [todo], added, removed
 
 
 def _revalidate(root: Path, files: dict, old: dict | None, fingerprint: str, progress: bool, log) -> dict:
     """A manifest for the tree as it is now: validate what is new or changed since `old`."""
-    todo, added, removed = _changed(old, files)
+    parts, added, removed = _changed(old, files)
+    n = sum(map(len, parts))
     if old is not None and log is not None:
-        log(f"note: {root} changed since its last scan ({added} files added, {len(todo) - added} modified, {removed} removed): "
-            f"validated {len(todo)} files again")
+        log(f"note: {root} changed since its last scan ({added} files added, {n - added} modified, {removed} removed): "
+            f"validated {n} files again")
     t0 = time.perf_counter()
     bad = {}
-    for f in tqdm(todo, desc=f"validating {root.name}", unit="file", disable=not progress or len(todo) < 2000, leave=False):
+    todo = chain.from_iterable(parts)
+    for f in tqdm(todo, total=n, desc=f"validating {root.name}", unit="file", disable=not progress or n < 2000, leave=False):
         why = check_image(f)
         if why:
             bad[f.decode()] = why
     if old is not None:  # earlier verdicts on files that did not change stand
         present = {p.decode() for split in SPLITS for p in files[split]["paths"].tolist()}
-        redone = {p.decode() for p in todo}
+        redone = {p.decode() for p in chain.from_iterable(parts)}
         for b in old["bad"]:
             if b["path"] in present and b["path"] not in redone:
                 bad[b["path"]] = b["why"]
@@ -211,7 +226,7 @@ def _revalidate(root: Path, files: dict, old: dict | None, fingerprint: str, pro
         "fingerprint": fingerprint,
         "counts": {s: len(files[s]["paths"]) for s in SPLITS},
         "bad": [{"path": p, "why": w} for p, w in sorted(bad.items())],
-        "validated": len(todo),
+        "validated": n,
         "validate_s": round(time.perf_counter() - t0, 3),
     }
 
