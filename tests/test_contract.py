@@ -10,8 +10,23 @@ from loaders import LoaderSpec, build
 from tests.helpers import collect, images_digest
 
 BACKENDS = list(loaders.REGISTRY)
-REAL = [b for b in BACKENDS if loaders.role(b) != "ceiling"]  # the ceiling hands out one fixed batch
 SPEC = LoaderSpec(batch_size=4, res=32, val_res=32, workers=1, seed=3)
+# The GPU backend runs the same suite on its device where CUDA is (`-m gpu`: bench/gpu_check.sh);
+# here it runs on the CPU through its dry run.
+ON_CUDA = ["torchvision-gpu"]
+
+
+def cases(names):
+    return ([pytest.param(n, "cpu", id=n) for n in names]
+            + [pytest.param(n, "cuda", id=f"{n}-cuda", marks=pytest.mark.gpu) for n in names if n in ON_CUDA])
+
+
+ALL = cases(BACKENDS)
+REAL = cases([b for b in BACKENDS if loaders.role(b) != "ceiling"])  # the ceiling hands out one fixed batch
+
+
+def open_loader(name, split, data, spec, device):
+    return build(name, split, data, spec.with_(device=device))
 
 pytestmark = [pytest.mark.usefixtures("dry_run_cuda_backends"),
               # torchvision >= 0.29 deprecates its image codecs in favour of TorchCodec; they still work.
@@ -25,21 +40,21 @@ def test_every_backend_is_usable_on_this_machine():
     assert loaders.ceiling() in BACKENDS and all(loaders.role(b) in loaders.ROLES for b in BACKENDS)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name,device", ALL)
 @pytest.mark.parametrize("split", ["train", "val"])
-def test_batches_shape_dtype_layout_range(name, split, tiny):
+def test_batches_shape_dtype_layout_range(name, device, split, tiny):
     n = len(tiny.samples(split))
-    with build(name, split, tiny, SPEC) as loader:
+    with open_loader(name, split, tiny, SPEC, device) as loader:
         assert loader.num_samples == n
         sizes = []
         for x, y in loader:
-            assert x.dtype == torch.float32 and x.device.type == "cpu"
+            assert x.dtype == torch.float32 and x.device.type == device
             assert x.shape[1:] == (3, 32, 32)
             assert x.is_contiguous(memory_format=torch.channels_last)
             lo = (0 - max(SPEC.mean)) / min(SPEC.std)
             hi = (255 - min(SPEC.mean)) / min(SPEC.std)
             assert lo - 1e-3 <= x.min() and x.max() <= hi + 1e-3
-            assert y.dtype == torch.int64 and y.shape == (x.shape[0],) and y.device.type == "cpu"
+            assert y.dtype == torch.int64 and y.shape == (x.shape[0],) and y.device.type == device
             assert 0 <= int(y.min()) and int(y.max()) < tiny.num_classes
             sizes.append(x.shape[0])
         assert sum(sizes) == n, "every sample exactly once per epoch"
@@ -47,68 +62,72 @@ def test_batches_shape_dtype_layout_range(name, split, tiny):
         assert sizes[:-1] == [SPEC.batch_size] * (len(sizes) - 1), "only the last batch is short"
 
 
-@pytest.mark.parametrize("name", REAL)
-def test_val_is_imagefolder_order_and_deterministic(name, tiny):
-    with build(name, "val", tiny, SPEC) as loader:
+@pytest.mark.parametrize("name,device", REAL)
+def test_val_is_imagefolder_order_and_deterministic(name, device, tiny):
+    with open_loader(name, "val", tiny, SPEC, device) as loader:
         x1, y1 = collect(loader)
         x2, y2 = collect(loader)
     assert y1.tolist() == [label for _, label in tiny.samples("val")]
     assert torch.equal(x1, x2)
 
 
-@pytest.mark.parametrize("name", REAL)
-def test_train_order_follows_seed_and_epoch(name, tiny):
-    def labels(seed, epoch):
-        with build(name, "train", tiny, SPEC.with_(seed=seed)) as loader:
+@pytest.mark.parametrize("name,device", REAL)
+def test_train_order_follows_seed_and_epoch(name, device, tiny):
+    def run(seed, epoch):
+        with open_loader(name, "train", tiny, SPEC.with_(seed=seed), device) as loader:
             loader.set_epoch(epoch)
-            return collect(loader)[1].tolist()
+            x, y = collect(loader)
+            return x, y.tolist(), [tiny.samples("train")[i][1] for i in loader.order()]
 
-    a, b, c = labels(3, 1), labels(3, 1), labels(3, 2)
+    (xa, a, order_a), (xb, b, _), (_, c, _) = run(3, 1), run(3, 1), run(3, 2)
     assert a == b, "same seed + epoch -> same order"
+    assert a == order_a, "the batches follow order()"
+    if name != "ffcv":  # FFCV draws its crops from numba's unseeded RNG; the others per sample
+        assert torch.equal(xa, xb), "same seed + epoch -> same crops"
     assert a != c, "another epoch -> another order"
     assert sorted(a) == sorted(label for _, label in tiny.samples("train"))
 
 
-@pytest.mark.parametrize("name", REAL)
-def test_two_shards_cover_the_split_once(name, tiny):
-    with build(name, "val", tiny, SPEC) as loader:
+@pytest.mark.parametrize("name,device", REAL)
+def test_two_shards_cover_the_split_once(name, device, tiny):
+    with open_loader(name, "val", tiny, SPEC, device) as loader:
         whole = sorted(images_digest(collect(loader)[0]))
     parts = []
     for rank in range(2):
-        with build(name, "val", tiny, SPEC.with_(rank=rank, world=2)) as loader:
+        with open_loader(name, "val", tiny, SPEC.with_(rank=rank, world=2), device) as loader:
             x, _ = collect(loader)
             assert x.shape[0] == loader.num_samples
             parts += images_digest(x)
     assert sorted(parts) == whole
 
 
-@pytest.mark.parametrize("name", BACKENDS)
-def test_set_resolution_changes_train_size(name, tiny):
-    with build(name, "train", tiny, SPEC) as loader:
+@pytest.mark.parametrize("name,device", ALL)
+def test_set_resolution_changes_train_size(name, device, tiny):
+    with open_loader(name, "train", tiny, SPEC, device) as loader:
         assert next(iter(loader))[0].shape[-1] == 32
         loader.set_resolution(48)
         loader.set_epoch(1)
         x, _ = next(iter(loader))
         assert x.shape[-2:] == (48, 48)
         assert sum(x.shape[0] for x, _ in loader) == loader.num_samples
-    with build(name, "val", tiny, SPEC) as loader, pytest.raises(ValueError):
+    with open_loader(name, "val", tiny, SPEC, device) as loader, pytest.raises(ValueError):
         loader.set_resolution(48)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name,device", ALL)
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_bfloat16_output_in_either_layout(name, channels_last, tiny):
-    with build(name, "val", tiny, SPEC.with_(dtype="bfloat16", channels_last=channels_last)) as loader:
+def test_bfloat16_output_in_either_layout(name, device, channels_last, tiny):
+    with open_loader(name, "val", tiny, SPEC.with_(dtype="bfloat16", channels_last=channels_last), device) as loader:
         x, _ = next(iter(loader))
     assert x.dtype == torch.bfloat16
     assert x.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
-def test_settings_and_facts_are_apart(name, tiny):
+@pytest.mark.parametrize("name,device", ALL)
+def test_settings_and_facts_are_apart(name, device, tiny):
     """describe() is the configuration (the same for two loaders built alike), facts() what
     one run observed: no key in both."""
-    with build(name, "train", tiny, SPEC) as a, build(name, "train", tiny, SPEC) as b:
+    with open_loader(name, "train", tiny, SPEC, device) as a, open_loader(name, "train", tiny, SPEC, device) as b:
         collect(a)
         collect(b)
         assert a.describe() == b.describe() and a.describe()["backend"] == name

@@ -1,8 +1,9 @@
-"""torchvision-gpu backend: the contract, val/train parity with `torchvision`, fallbacks.
+"""torchvision-gpu backend: what is its own (producers, fallbacks, parity with `torchvision`).
 
-Here (no GPU) the class is built directly with spec.device="cpu": the same code runs with
-torchvision's CPU JPEG decoder. The `gpu` tests run the same checks with nvJPEG on CUDA (they
-skip automatically without it; bench/gpu_check.sh runs them on a lent GPU machine).
+The loader contract is tests/test_contract.py, which runs this backend on the CPU here and on
+CUDA too where there is one. Here (no GPU) the class is built directly with spec.device="cpu":
+the same code runs with torchvision's CPU JPEG decoder. The `gpu` tests run the same checks with
+nvJPEG on CUDA (they skip automatically without it; bench/gpu_check.sh runs them on a lent GPU).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import loaders
 from loaders import LoaderSpec, build
 from loaders.datasets import DataError, Dataset
 from loaders.torchvision_gpu import CPU_DRY_RUN, TorchvisionGpuLoader, jpeg_info, resized_size, unavailable_reason
-from tests.helpers import collect, images_digest, jpeg_bytes
+from tests.helpers import collect, jpeg_bytes
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -93,57 +94,7 @@ def test_resized_size_is_torchvisions(h, w):
     assert resized_size(h, w, 256) == (out.height, out.width)
 
 
-# -- the contract -------------------------------------------------------------------------
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("split", ["train", "val"])
-def test_batches_shape_dtype_layout_counts(split, device, tiny):
-    n = len(tiny.samples(split))
-    with make(split, tiny, SPEC, device) as loader:
-        assert loader.num_samples == n
-        sizes = []
-        for x, y in loader:
-            assert x.dtype == torch.float32 and x.device.type == device
-            assert x.shape[1:] == (3, 32, 32)
-            assert x.is_contiguous(memory_format=torch.channels_last)
-            lo, hi = (0 - max(SPEC.mean)) / min(SPEC.std), (255 - min(SPEC.mean)) / min(SPEC.std)
-            assert lo - 1e-3 <= x.min() and x.max() <= hi + 1e-3
-            assert y.dtype == torch.int64 and y.shape == (x.shape[0],) and y.device.type == device
-            sizes.append(x.shape[0])
-        assert sum(sizes) == n and len(sizes) == len(loader)
-        assert sizes[:-1] == [SPEC.batch_size] * (len(sizes) - 1)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_nchw_and_bfloat16(device, tiny):
-    with make("val", tiny, SPEC.with_(channels_last=False, dtype="bfloat16"), device) as loader:
-        x, _ = next(iter(loader))
-    assert x.dtype == torch.bfloat16 and x.is_contiguous()
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_val_is_imagefolder_order_and_deterministic(device, tiny):
-    with make("val", tiny, SPEC, device) as loader:
-        x1, y1 = collect(loader)
-        x2, y2 = collect(loader)
-    assert y1.tolist() == [label for _, label in tiny.samples("val")]
-    assert torch.equal(x1, x2)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_train_order_follows_seed_and_epoch(device, tiny):
-    def run(seed, epoch):
-        with make("train", tiny, SPEC.with_(seed=seed), device) as loader:
-            loader.set_epoch(epoch)
-            x, y = collect(loader)
-            return x, y.tolist(), [tiny.samples("train")[i][1] for i in loader.order()]
-
-    (xa, a, order_a), (xb, b, _), (_, c, _) = run(3, 1), run(3, 1), run(3, 2)
-    assert a == b and torch.equal(xa, xb), "same seed + epoch -> same order and crops"
-    assert a == order_a, "the base class order()"
-    assert a != c, "another epoch -> another order"
-    assert sorted(a) == sorted(label for _, label in tiny.samples("train"))
-
-
+# -- the contract is tests/test_contract.py (on CUDA too); what is this backend's own ------
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_more_producers_give_the_same_batches_in_order(split, device, tiny):
@@ -158,36 +109,10 @@ def test_more_producers_give_the_same_batches_in_order(split, device, tiny):
         assert torch.equal(y1, y3) and torch.equal(x1, x3)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_two_shards_cover_the_split_once(device, tiny):
-    with make("val", tiny, SPEC, device) as loader:
-        whole = sorted(images_digest(collect(loader)[0]))
-    parts = []
-    for rank in range(2):
-        with make("val", tiny, SPEC.with_(rank=rank, world=2), device) as loader:
-            x, _ = collect(loader)
-            assert x.shape[0] == loader.num_samples
-            parts += images_digest(x)
-    assert sorted(parts) == whole
-
-
 def test_drop_last_gives_full_batches(tiny):
     with make("train", tiny, SPEC.with_(drop_last=True), "cpu") as loader:
         sizes = [x.shape[0] for x, _ in loader]
     assert sizes == [4] * (len(tiny.samples("train")) // 4) and len(sizes) == len(loader)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_set_resolution_changes_train_size(device, tiny):
-    with make("train", tiny, SPEC, device) as loader:
-        assert next(iter(loader))[0].shape[-1] == 32
-        loader.set_resolution(48)
-        loader.set_epoch(1)
-        x, _ = next(iter(loader))
-        assert x.shape[-2:] == (48, 48)
-        assert sum(x.shape[0] for x, _ in loader) == loader.num_samples
-    with make("val", tiny, SPEC, device) as loader, pytest.raises(ValueError):
-        loader.set_resolution(48)
 
 
 # -- fallbacks ----------------------------------------------------------------------------
