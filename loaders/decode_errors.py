@@ -21,7 +21,7 @@ the same way: the file it points at, else a LoaderFailure with DALI's first line
 from __future__ import annotations
 
 from .datasets import undecodable
-from .datasets.quarantine import quarantine_counted, skip_bad
+from .datasets.quarantine import marked_index, quarantine_counted, skip_bad
 from .faults import LoaderFailure
 from .native_stderr import NativeStderr
 
@@ -30,6 +30,19 @@ def decode_problem(path: str) -> str | None:
     """Why `path` does not decode with the project's strict decoder, or None."""
     err = decode_error(path)
     return None if err is None else why(err, path)
+
+
+def keep_good(loader, images, labels):
+    """(images, labels) without the rows marked bad by a worker (labels < 0, CPU), each of
+    their files quarantined and counted in loader.stats["quarantined_at_decode"]."""
+    bad = labels < 0
+    if not bool(bad.any()):
+        return images, labels
+    for label in labels[bad].tolist():
+        path = loader.samples[marked_index(label)][0]
+        quarantine_counted(loader, path, decode_problem(path) or "cannot decode this image")
+    keep = ~bad
+    return images[keep.to(images.device)], labels[keep]
 
 
 def decode_error(path: str):

@@ -39,7 +39,8 @@ from torch.utils.data import DataLoader, Sampler
 
 from .base import Loader
 from .datasets import DataError, undecodable
-from .datasets.quarantine import bad_label, fill_or_mark, keep_good, skip_bad
+from .datasets.quarantine import bad_label, fill_or_mark, skip_bad
+from .decode_errors import keep_good
 from .faults import worker_died, worker_message
 from .geometry import sample_rng
 from .host import collect_before_fork, cpu_cores, leave_stop_signals_to_the_main_process

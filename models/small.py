@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from . import SMALL_PATCH  # noqa: F401  (ViT's small-input patch; models/__init__.py)
 
 
 def _conv3x3_stride1(old: nn.Conv2d, init) -> nn.Conv2d:

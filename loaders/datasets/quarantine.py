@@ -10,7 +10,7 @@ across processes (DDP ranks): an flock around the manifest's rewrite.
 
 `bad_label(i)` / `is_marked` carry a sample that failed in a DataLoader worker process to the
 main process inside the batch's labels (-(index + 1)), so that the main process, which owns the
-dataset and the records, quarantines it; `keep_good` then drops such rows from the batch.
+dataset and the records, quarantines it; `loaders.decode_errors.keep_good` then drops such rows from the batch.
 """
 from __future__ import annotations
 
@@ -89,21 +89,6 @@ def marked_index(label: int) -> int:
     return -label - 1
 
 
-def keep_good(loader, images, labels):
-    """(images, labels) without the rows marked bad by a worker (labels < 0, CPU), each of
-    their files quarantined and counted in loader.stats["quarantined_at_decode"]."""
-    bad = labels < 0
-    if not bool(bad.any()):
-        return images, labels
-    from ..decode_errors import decode_problem
-
-    for label in labels[bad].tolist():
-        path = loader.samples[marked_index(label)][0]
-        quarantine_counted(loader, path, decode_problem(path) or "cannot decode this image")
-    keep = ~bad
-    return images[keep.to(images.device)], labels[keep]
-
-
 def fill_or_mark(fill, skip: bool, *args) -> bool:
     """fill(*args); with skip, a DataError (the file cannot be decoded) returns False instead."""
     try:
@@ -115,4 +100,4 @@ def fill_or_mark(fill, skip: bool, *args) -> bool:
         return False
 
 
-__all__ = ["DataError", "bad_label", "fill_or_mark", "keep_good", "leave_out", "marked_index", "quarantine", "quarantine_counted", "skip_bad"]
+__all__ = ["DataError", "bad_label", "fill_or_mark", "leave_out", "marked_index", "quarantine", "quarantine_counted", "skip_bad"]
