@@ -185,3 +185,19 @@ def test_html_renders_in_headless_chromium(built, tmp_path):
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
     assert dom.count("<table>") == built["md"].count("\n|---")
     assert "Planning: cores per GPU" in dom and "6.67×" in dom and dom.count("<img ") == 8
+
+
+def test_a_recipe_rule_set_otherwise_is_an_experiment_of_its_own():
+    """small-images with --min-steps 0 (its stretch off) must neither hide nor be hidden by the
+    recipe's own run on the same data: each is the headline of its own row."""
+    from bench.report import identity as I
+
+    def acc(min_steps):
+        return H.rec("accuracy", H.CPU, loader="torchvision", arch="seed_cnn", data="fashion-mnist-600",
+                     config={"mode": "accuracy", "recipe": "small-images", "min_steps": min_steps})
+
+    recipe_run, rule_off, old_recipe = acc(1000), acc(0), {**acc(0), "config": {**acc(0)["config"], "recipe": "gone-recipe"}}
+    assert I.workload(recipe_run)[-1] == "small-images"
+    assert I.workload(rule_off)[-1] == "small-images · min_steps=0"
+    assert I.headline_key(recipe_run) != I.headline_key(rule_off)
+    assert I.workload(old_recipe)[-1] == "gone-recipe"  # a recipe no longer in bench/recipes: nothing to compare with

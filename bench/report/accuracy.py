@@ -47,7 +47,7 @@ def per_architecture(hs, ms) -> Section:
             x = h.metrics
             t.add([h.slot, C.text(h.rec["dataset"].get("name")), ms[h.machine].label, h.loader, I.show_options(h.options), C.accs(x.get("top1")), C.accs(x.get("top5")),
                    C.text(x.get("epochs")), C.secs(x.get("wall_s")), C.ips(x.get("images_per_sec")), C.ips(x.get("eval_images_per_sec")),
-                   C.count(x.get("params")), C.text(I.get(h.settings, "recipe")), C.runs(h, C.accs), C.status(h.rec)], "" if h.ok else "fail")
+                   C.count(x.get("params")), C.text(" · ".join(str(x) for x in (I.get(h.settings, "recipe"), *I.rules_changed(h.rec)) if x) or None), C.runs(h, C.accs), C.status(h.rec)], "" if h.ok else "fail")
     sec.add(Plot("accuracy_vs_time.png"))
     return sec
 

@@ -32,6 +32,10 @@ VARIANT_FLAGS = ("compile", "blurpool", "channels_last")
 # for them): they differ between machines by design, so they never block a comparison across
 # machines (the table says how they differ).
 MACHINE_KEYS = ("device", "workers", "threads", "amp")
+# Schedule rules of a recipe a run may set otherwise (`--min-steps 0`: small-images without its
+# stretch for a small data set): such a run is another experiment than the recipe's, so it gets
+# a row of its own instead of hiding (or being hidden by) the recipe's latest run.
+RECIPE_RULES = ("min_steps",)
 MACHINE_PREFIXES = ("backend.",)
 
 
@@ -138,12 +142,37 @@ def workload(r) -> tuple:
     kind = r.get("kind")
     extra = None
     if kind in ("accuracy", "epoch"):  # a transfer-learning mode is an experiment of its own
-        extra = " · ".join(str(x) for x in (setting(r, "recipe"), setting(r, "transfer")) if x) or None
+        extra = " · ".join(str(x) for x in (setting(r, "recipe"), setting(r, "transfer"), *rules_changed(r)) if x) or None
     elif kind == "scaling":
         extra = f"{r['metrics'].get('workers', setting(r, 'workers'))} workers"
     elif kind == "benchmark":  # several benchmark cases may share loader and split
         extra = setting(r, "benchmark")
     return (kind, r.get("loader"), slot(r), r["dataset"].get("name"), extra)
+
+
+def rules_changed(r) -> list[str]:
+    """'min_steps=0' for each RECIPE_RULES value of the run that is not its recipe's."""
+    recipe = setting(r, "recipe")
+    if not recipe:
+        return []
+    ours = recipe_values(str(recipe))
+    out = []
+    for name in RECIPE_RULES:
+        v = setting(r, name)
+        if v is not None and name in ours and v != ours[name]:
+            out.append(f"{name}={v}")
+    return out
+
+
+@lru_cache(maxsize=None)
+def recipe_values(recipe: str) -> dict:
+    """A recipe's values, {} where it is no longer there (records outlive recipes)."""
+    from ..cli.parser import ConfigError, load_recipe
+
+    try:
+        return load_recipe(recipe)
+    except (ConfigError, OSError):
+        return {}
 
 
 def dumps(x) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from . import cells as C
+from . import identity as I
 from . import lookups as L
 from .document import Note, Section, Table
 from .headlines import Headline
@@ -12,12 +13,15 @@ ACC_DATA = lambda h: h.rec["dataset"].get("name")  # noqa: E731
 
 
 def defaults_on(hs, machine: str, kinds) -> list[Headline]:
-    """Default-option headlines of a machine, the latest per (kind, loader, slot)."""
+    """Default-option headlines of a machine, the latest per (kind, loader, slot); of accuracy
+    runs the latest that follows its recipe's rules (a `--min-steps 0` ablation keeps its own row
+    in the accuracy table, not the matrix cell)."""
     out = {}
+    rank = lambda h: (not I.rules_changed(h.rec), str(h.rec.get("time")))  # noqa: E731
     for h in hs:
         if h.machine == machine and h.kind in kinds and not h.options:
             key = (h.kind, h.loader, h.slot, ACC_DATA(h) if h.kind == "accuracy" else None)
-            if key not in out or str(h.rec.get("time")) >= str(out[key].rec.get("time")):
+            if key not in out or rank(h) >= rank(out[key]):
                 out[key] = h
     return list(out.values())
 
