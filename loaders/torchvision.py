@@ -21,7 +21,7 @@ workers=0 decodes in the calling thread. Prefetch: workers x spec.prefetch batch
 into the next epoch's first batches near an epoch's end (loaders/prefetch.py).
 
 spec.options: pool ("threads" | "processes"), decoder ("auto": simplejpeg + torch resize for
-train when simplejpeg is installed, see loaders/augment.py; "pil": PIL decode + PIL resize
+train when simplejpeg is installed, see loaders/torchvision_decode.py; "pil": PIL decode + PIL resize
 only), task (samples per thread task, default 64: 8, 16, 32 measured the same).
 
 Both pools give the same pixels; on the 2-core machine the fast decoder (loaders/torchvision_decode.py)

@@ -73,16 +73,42 @@ def test_percentiles_are_over_windows_never_single_prefetched_steps():
     assert m["p90"] == pytest.approx(4 * 4 / 0.4) and m["p10"] == pytest.approx(m["p90"])
 
 
-def test_the_timer_never_changes_the_loader():
-    class Loader:
-        epoch = 0
+class LoaderPass:
+    """A pass that is loader-like too: the timer may iterate it and close it, nothing else."""
 
-        def set_epoch(self, e):
-            raise AssertionError("timed_batches must not set the epoch")
+    def __init__(self, clock, n):
+        self.batches, self.closed = fake_pass(clock, [0.1] * n), False
 
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.batches)
+
+    def close(self):
+        self.closed = True
+
+    def set_epoch(self, *a, **kw):
+        raise AssertionError("timed_batches must not set the epoch")
+
+    def set_resolution(self, *a, **kw):
+        raise AssertionError("timed_batches must not set the resolution")
+
+
+def test_the_timer_never_changes_the_loader_and_closes_an_abandoned_pass():
     clock = Clock()
-    run([fake_pass(clock, [0.1] * 3), fake_pass(clock, [0.1] * 3)], clock, compute=0.0)  # passes come from the caller
-    assert Loader.epoch == 0
+    whole, cut = LoaderPass(clock, 3), LoaderPass(clock, 5)
+    meter = run([whole, cut], clock, compute=0.0, warmup=0, max_steps=5)  # passes come from the caller
+    assert meter.metrics()["steps"] == 5
+    assert not whole.closed and cut.closed, "the pass cut off after 2 of its 5 batches lets its workers go"
+
+
+def test_the_device_is_synced_once_when_the_window_opens_and_once_when_it_closes():
+    clock, synced = Clock(), []
+    meter = StepMeter(clock=clock, sync=lambda d: synced.append(clock.t), warmup=1)
+    for _ in timed_batches([fake_pass(clock, [0.1] * 4)], meter):
+        clock.t += 0.2
+    assert len(synced) == 2 and synced[0] < synced[1]
 
 
 def test_an_empty_window_is_zero_not_an_error():

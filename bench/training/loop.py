@@ -45,7 +45,7 @@ def train_one_epoch(state: TrainState, loader, schedule, max_steps: int | None =
     state.model.train()
     meter = StepMeter(device=state.device)
     per_epoch = max(per_epoch or len(loader), 1)
-    losses = [torch.tensor(x) for x in state.partial["losses"]]  # a resumed epoch's earlier steps
+    losses = [torch.tensor(x, device=state.device) for x in state.partial["losses"]]  # a resumed epoch's earlier steps (where the new ones are)
     seen, start = state.partial["seen"], state.batch
     steps = None if max_steps is None else max(0, max_steps - start)
     # Ranks may hold one batch more than others (nothing is padded): DDP's Join lets a rank
