@@ -74,6 +74,14 @@ def test_corrupt_line_is_skipped_named_and_counted(files, built):
     assert f"Skipped 1 unreadable line(s): {files[0]}:4: not JSON" in built["md"]
 
 
+def test_json_and_compare_count_what_they_skipped(files):
+    rc, out, err = cli(*files, "--json")  # files[0] has one truncated line
+    assert rc == 0 and all(json.loads(ln) for ln in out.splitlines())
+    assert err.splitlines()[-1] == "1 unreadable line(s) skipped"
+    rc, out, err = cli("--compare", files[0], files[0], files[0])
+    assert rc == 0 and "1 unreadable line(s) skipped" in err
+
+
 def test_headline_is_the_latest_default_run_with_n_and_spread(rows):
     r = row(rows, machine=CPU, kind="loader", loader="torchvision", split="train", options={})
     # three runs are one configuration: their construct_s/first_batch_s differed (per-run counters)
@@ -106,8 +114,10 @@ def test_plan_rows_from_the_measured_curve(rows):
     assert (tv["machine"], tv["arch"], tv["synthetic_images_per_sec"], tv["target_images_per_sec"]) == (GPU, "resnet50", 5000.0, 4750.0)
     assert (tv["workers_needed"], tv["gpus_per_host"], tv["cores"], tv["workers_needed_upper_bound"]) == (8, 2, 16, False)
     assert tv["points"] == {"1": 900.0, "2": 1800.0, "4": 3500.0, "8": 5000.0, "16": 7000.0}
+    assert (tv["training_ratio_to_synthetic"], tv["training_data_wait_frac"]) == (0.8, 0.1)  # the measured check
     ff = row(rows, kind="plan", loader="ffcv")  # one loader-only point at 16 workers, below the target
     assert (ff["workers_needed"], ff["gpus_per_host"], ff["status"], ff["points"]) == (None, None, "not reached", {"16": 3000.0})
+    assert ff["training_ratio_to_synthetic"] is None and ff["n"] == 1  # n: the measured points of the curve
     assert not [r for r in rows if r["kind"] == "plan" and r["machine"] == CPU]  # no GPU: nothing to plan
 
 
@@ -134,8 +144,10 @@ def test_markdown_variants_across_and_plan(built):
     x = md_row(md, "loader", "torchvision / train / embedded", GPU)
     assert "| 8,000 | 6.67× |" in x
     p = md_row(md, GPU, "resnet50", "default", "5,000", "4,750", "torchvision")
-    assert p.endswith("| 8 | 2 of 16 cores |")
-    assert "not reached: best 3,000 img/s at 16 workers = 60% of synthetic" in md_row(md, GPU, "resnet50", "default", "5,000", "4,750", "ffcv")
+    # met loader-only, missed in training (0.80×): the measured figure stands beside the plan, flagged
+    assert p.endswith("| 8 | 2 of 16 cores | 0.80× synthetic, 10% data wait (16 workers) — below the target: see the steady-state table |")
+    ff = md_row(md, GPU, "resnet50", "default", "5,000", "4,750", "ffcv")
+    assert "not reached: best 3,000 img/s at 16 workers = 60% of synthetic" in ff and ff.endswith("| not measured |")
     assert "Model: a GPU trains at its synthetic rate" in md
 
 
@@ -145,6 +157,8 @@ def test_markdown_steady_state_and_not_measured(built):
     assert r.endswith("| 1.50 s | 2 | 1 | 1.20 s | 300–490 | 30 steps (windows of 5) |")
     assert re.search(r"Steady-state rate and stall time not measured for [^.]*loader torchvision train", md)
     assert "2,800,000" not in md and "2.8e" not in md  # old per-step "percentiles" are not shown
+    # an older training record: its median single step against synthetic tells a stall from a slow loader
+    assert md_row(md, "torchvision", "resnet50", "4,000", "4,900", "5,000", "0.98×", "10%")
 
 
 def test_markdown_accuracy_transfer_and_feature_maps(built):
@@ -201,3 +215,59 @@ def test_a_recipe_rule_set_otherwise_is_an_experiment_of_its_own():
     assert I.workload(rule_off)[-1] == "small-images · min_steps=0"
     assert I.headline_key(recipe_run) != I.headline_key(rule_off)
     assert I.workload(old_recipe)[-1] == "gone-recipe"  # a recipe no longer in bench/recipes: nothing to compare with
+
+
+def test_the_ceiling_loader_alone_has_no_history_row(tmp_path):
+    """Its loader-only rate (one device tensor handed back) is no loader figure: a change in it
+    is noise, never a regression of a loader. A real loader's drop is flagged."""
+    recs = [H.rec("loader", H.CPU, loader="synthetic", variant="train", metrics={"images_per_sec": v}) for v in (8e7, 2e7)]
+    recs += [H.rec("loader", H.CPU, loader="torchvision", variant="train", backend=H.tv_backend(), metrics={"images_per_sec": v})
+             for v in (1000.0, 500.0)]
+    f = tmp_path / "r.jsonl"
+    H.write(f, recs)
+    rc, _, err = cli(f, "--out", tmp_path / "out")
+    assert rc == 0, err
+    hist = (tmp_path / "out" / "REPORT.md").read_text().split("Latest vs previous", 1)[1].split("\n#", 1)[0]
+    assert "REGRESSION" in md_row(hist, CPU, "loader", "torchvision / train / embedded")
+    assert "synthetic" not in hist
+
+
+def test_json_rows_are_the_readme_schema(rows):
+    """Every key of every --json row is in the README's field table for its kind, and every field
+    the table gives a kind is in that kind's rows: the documentation is the schema."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("| field | rows | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = {}  # kind -> fields
+    for line in table.splitlines()[2:]:
+        fields, kinds = line.split(" | ")[0], line.split(" | ")[1]
+        kinds = ["loader", "train", "eval", "accuracy", "plan"] if kinds == "all" else kinds.split(", ")
+        for f in re.findall(r"`(\w+)`", fields):
+            for k in kinds:
+                documented.setdefault(k, set()).add(f)
+    seen = {r["kind"] for r in rows}
+    assert {"loader", "train", "accuracy", "plan"} <= seen
+    for r in rows:
+        assert set(r) == documented[r["kind"]], (r["kind"], set(r) ^ documented[r["kind"]])
+
+
+def test_matrix_columns_compare_loaders(tmp_path):
+    """Top-1 columns only for workloads two loaders ran (an arch sweep with one loader is the
+    per-architecture table's); two names that ran one pipeline are said to be one."""
+    cpu_dali = {"backend": "dali", "pipeline": "cpu", "workers": 2}
+    a = {"mode": "accuracy", "recipe": "cpu-demo", "res": 64}
+    recs = [H.rec("loader", H.CPU, loader=n, variant="train", backend=cpu_dali, metrics={"images_per_sec": v})
+            for n, v in (("dali", 1000.0), ("dali-cpu", 1050.0))]
+    recs += [H.rec("accuracy", H.CPU, loader=n, arch="demo_net", config=a, metrics={"top1": t}) for n, t in (("dali", 0.6), ("ffcv", 0.7))]
+    recs += [H.rec("accuracy", H.CPU, loader="dali", arch=x, config=a, data="fashion-mnist", metrics={"top1": 0.9}) for x in ("alexnet", "vgg11_bn")]
+    f = tmp_path / "r.jsonl"
+    H.write(f, recs)
+    rc, _, err = cli(f, "--out", tmp_path / "out")
+    assert rc == 0, err
+    md = (tmp_path / "out" / "REPORT.md").read_text()
+    header = next(ln for ln in md.splitlines() if ln.startswith("| loader | loader-only train img/s"))
+    assert [c for c in header.split(" | ") if c.startswith("top-1")] == ["top-1 demo_net (embedded)"]
+    assert md_row(md, "dali", "1,000").endswith("| 60.0% | ok |") and md_row(md, "ffcv", "—").endswith("| 70.0% | ok |")
+    assert "2 accuracy workload(s) run with one loader only (alexnet on fashion-mnist, vgg11_bn on fashion-mnist)" in md
+    assert "dali and dali-cpu ran with identical settings on this machine (backend dali, pipeline cpu, workers 2)" in md

@@ -87,6 +87,9 @@ def test_summary_and_missing_file(files, tmp_path):
     assert "1,200" in tv and " 3 " in tv
     rc, out, err = cli(tmp_path / "nope.jsonl")
     assert rc == 2 and err.strip() == f"error: no such records file: {tmp_path / 'nope.jsonl'}"
+    rc, out, err = cli(tmp_path)
+    assert rc == 2 and err.strip() == f"error: a folder, not a records file: {tmp_path} (name its .jsonl files)"
+
 
 
 @pytest.mark.parametrize("args,says", [(["--sumary"], "did you mean --summary?"), (["--compare", "x"], "expected 2 arguments")])

@@ -17,6 +17,13 @@ def test_the_invocation_and_where_output_went_do_not_split_a_configuration():
     assert I.config_key(a) != I.config_key(c) and I.differs(I.settings(a), I.settings(c)) == ["batch_size: 64 → 256"]
 
 
+def test_where_checkpoints_went_does_not_split_a_configuration_but_the_starting_weights_do():
+    a = loader_rec(checkpoint_dir="/tmp/a", save_checkpoint="/tmp/a/final.pt")
+    b = loader_rec(checkpoint=dict(checkpoint_dir="/tmp/b", save_checkpoint=None))  # nested, as the sections write it
+    assert I.config_key(a) == I.config_key(b) == I.config_key(loader_rec())
+    assert I.config_key(loader_rec(init="/tmp/a/final.pt")) != I.config_key(a)
+
+
 def test_options_are_what_the_backend_read_plus_flags_off_their_default():
     shared = "pool=processes,producers=2"  # one string for a sweep over two backends
     tv = loader_rec(loader_options=shared, compile=True)

@@ -24,20 +24,24 @@ def ceiling_rec(ips, hw_id="hw1", res=224) -> dict:
 def test_bad_lines_are_skipped_named_and_counted(tmp_path, capsys):
     f = tmp_path / "r.jsonl"
     good = json.dumps(ceiling_rec(1000.0))
-    f.write_text("\n".join([good, good[:40], "[1, 2]", '{"no": "kind"}', "", "<<<<<<< HEAD", good]) + "\n")
+    no_hw, newer = json.loads(good), json.loads(good)
+    no_hw["hardware"], newer["schema"] = "x", 99  # every table groups by the fingerprint; a newer writer's fields
+    f.write_text("\n".join([good, good[:40], "[1, 2]", '{"no": "kind"}', "", "<<<<<<< HEAD", '{"kind": "loader"}',
+                            json.dumps(no_hw), json.dumps(newer), good]) + "\n")
     recs = load([f])
     assert len(recs) == 2 and all(r["kind"] == "ceiling" for r in recs)
     assert [(s.line, s.reason.split(" (")[0]) for s in recs.skipped] == [
-        (2, "not JSON"), (3, "not a record"), (4, "not a record"), (6, "not JSON")]
+        (2, "not JSON"), (3, "not a record"), (4, "not a record"), (6, "not JSON"), (7, "no hardware fingerprint"),
+        (8, "no hardware fingerprint"), (9, "schema 99 is newer than this code reads")]
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith(f"warning: skipped {f}:2: not JSON") and len(err) == 4
+    assert err[0].startswith(f"warning: skipped {f}:2: not JSON") and len(err) == 7
     load([f])  # the same lines again: told once per process
     assert capsys.readouterr().err == ""
 
 
 def test_old_records_are_upgraded_on_load(tmp_path):
     old = {"schema": 1, "kind": "loader", "loader": "ffcv", "config": {"out": "x", "backend": {"workers": 2, "construct_s": 0.5}},
-           "metrics": {"images_per_sec": 10.0, "p50": 99.0}, "hardware": {}, "dataset": {}}
+           "metrics": {"images_per_sec": 10.0, "p50": 99.0}, "hardware": {"id": "hw1"}, "dataset": {}}
     f = tmp_path / "r.jsonl"
     f.write_text(json.dumps(old) + "\n")
     (r,) = load([f])
@@ -87,7 +91,7 @@ HOLDER = textwrap.dedent("""
     import fcntl, sys, time
     with open(sys.argv[1], "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        f.write('{"kind": "ceiling", "variant": "hold'); f.flush()
+        f.write('{"kind": "ceiling", "hardware": {"id": "hw1"}, "variant": "hold'); f.flush()
         print("locked", flush=True)
         time.sleep(1.0)  # the other process's append must wait here, not write into this line
         f.write('er"}\\n'); f.flush()

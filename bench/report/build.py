@@ -9,6 +9,7 @@ from pathlib import Path
 from ..results import Records, load
 from . import cells as C
 from . import identity as I
+from . import lookups as L
 from .accuracy import feature_maps, per_architecture, transfer
 from .document import Plot, Section, Table
 from .headlines import Headline, Machine, headlines, machines, per_configuration
@@ -117,7 +118,7 @@ def summary(paths) -> Table:
     md = model(load(paths))
     t = Table(["machine", "kind", "loader", "split / arch", "options", "images/s", "n", "ratio", "top-1", "status"])
     for h in md.hs:
-        if h.kind in ("loader", "train", "accuracy", "ceiling") and (h.role != "ceiling" or h.kind == "train"):
+        if h.kind in ("loader", "train", "accuracy", "ceiling") and L.shown(h):
             m = h.metrics
             ratio = m.get("ceiling_ratio") if h.kind == "loader" else m.get("ratio_to_synthetic")
             t.add([md.ms[h.machine].label[:40], h.kind, C.text(h.loader), C.text(h.slot), I.show_options(h.options),

@@ -36,6 +36,7 @@ def _compare(a, files) -> int:
     from .compare import CompareError, compare, resolve
 
     pool = load(files)
+    _count_skipped(pool)
     try:
         (la, ra), (lb, rb) = resolve(a.compare[0], pool), resolve(a.compare[1], pool)
     except CompareError as e:
@@ -53,12 +54,21 @@ def _compare(a, files) -> int:
     return 1 if n["regressions"] else 0
 
 
+def _count_skipped(recs) -> None:
+    """The count after the per-line warnings (stderr: stdout stays the rows)."""
+    if recs.skipped:
+        print(f"{len(recs.skipped)} unreadable line(s) skipped", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
     files = a.files or sorted((REPO / "results").glob("*.jsonl"))
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        print(f"error: no such records file: {', '.join(missing)}", file=sys.stderr)
+    dirs = [str(f) for f in files if f.is_dir()]
+    missing = [str(f) for f in files if not f.exists()]
+    if dirs or missing:
+        print("error: " + "; ".join(([f"no such records file: {', '.join(missing)}"] if missing else [])
+                                    + ([f"a folder, not a records file: {', '.join(dirs)} (name its .jsonl files)"] if dirs else [])),
+              file=sys.stderr)
         return 2
     if a.compare:
         return _compare(a, files)
@@ -70,9 +80,11 @@ def main(argv=None) -> int:
     if a.json:
         from .jsonrows import json_rows
 
-        md = model(load(files))
+        recs = load(files)
+        md = model(recs)
         for row in json_rows(md.hs, md.cs, md.ms):
             print(json.dumps(row, default=str))
+        _count_skipped(recs)
         return 0
     if a.summary:
         print(text_table(summary(files)))

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..results import REPO, Records, load, parse
 from . import cells as C
 from . import identity as I
+from . import lookups as L
 from .document import Table
 from .headlines import headlines, machines, metric_of
 from .history import THRESHOLD
@@ -89,8 +90,8 @@ def _row(a, b, by_machine: bool, ms) -> tuple[list, str]:
 
 def compare(a_recs, b_recs) -> tuple[Table, dict]:
     """The comparison table and counts {compared, regressions, only_a, only_b}."""
-    ha = [h for h in headlines(a_recs, KINDS) if h.role != "ceiling" or h.kind == "train"]
-    hb = [h for h in headlines(b_recs, KINDS) if h.role != "ceiling" or h.kind == "train"]
+    ha = [h for h in headlines(a_recs, KINDS) if L.shown(h)]
+    hb = [h for h in headlines(b_recs, KINDS) if L.shown(h)]
     by_machine = bool({h.machine for h in ha} & {h.machine for h in hb})
     ms = machines(list(a_recs) + list(b_recs))
     A = {_key(h, by_machine): h for h in ha}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import cells as C
 from . import identity as I
+from . import lookups as L
 from .document import Note, Section, Table
 from .headlines import VERSIONS, metric_of
 
@@ -36,7 +37,7 @@ def history(hs, ms) -> Section:
     t = sec.add(Table(["machine", "kind", "workload", "options", "metric", "previous", "latest", "change", "flag", "notes"]))
     order = list(ms)
     for h in sorted(hs, key=lambda h: (order.index(h.machine), I.dumps(I.workload(h.rec)), I.dumps(h.options))):
-        if h.kind in NO_HISTORY:
+        if h.kind in NO_HISTORY or not L.shown(h):
             continue
         name = metric_of(h.rec)
         fmt = C.accs if name == "top1" else C.ips

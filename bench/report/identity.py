@@ -37,6 +37,9 @@ MACHINE_KEYS = ("device", "workers", "threads", "amp")
 # a row of its own instead of hiding (or being hidden by) the recipe's latest run.
 RECIPE_RULES = ("min_steps",)
 MACHINE_PREFIXES = ("backend.",)
+# Where a run put its checkpoints: two runs that differ only here measured the same thing.
+# (`init` and `resume` stay: the weights a run starts from change what it measures.)
+WHERE_KEYS = ("checkpoint_dir", "save_checkpoint")
 
 
 @lru_cache(maxsize=None)
@@ -125,7 +128,7 @@ def options(r) -> dict:
 
 
 def settings(r) -> dict:
-    drop = set(SELECTORS) | set(OUTPUT_KEYS) | {"loader_options"}
+    drop = set(SELECTORS) | set(OUTPUT_KEYS) | set(WHERE_KEYS) | {"loader_options"}
     out = {k: v for k, v in flat(r["config"]) if not (_run_level(k) and leaf(k) in drop)}
     out["dataset.fingerprint"] = r["dataset"].get("fingerprint")
     return dict(sorted(out.items()))

@@ -1,22 +1,12 @@
-"""`python -m bench.report --json`: the headline rows as JSON lines (schema in the README).
-
-Every row: machine (label), machine_id, kind (loader | train | eval | accuracy | plan), role
-(loader | ceiling), loader, split (loader/eval) or arch (train/eval/accuracy/plan), dataset,
-options ({} for the defaults), settings (dotted keys: the rest of what identifies the
-configuration; never a per-run counter), images_per_sec, n (ok runs of the configuration),
-spread ([min, max] of the runs at the latest run's commit, null below 2), commit, time, status.
-loader rows add ceiling_ratio, steady_images_per_sec, stall_s; train rows ratio_to_synthetic,
-synthetic_images_per_sec, data_wait_frac, steady_images_per_sec, stall_s; accuracy rows top1,
-top5 (fractions, as recorded), epochs, wall_s, eval_images_per_sec, params, transfer; plan rows
-synthetic_images_per_sec, target_images_per_sec, workers_needed (null: not reached or not
-measured), workers_needed_upper_bound, gpus_per_host, cores, points ({workers: img/s}).
-A metric a record lacks is null ("not measured"), never estimated.
-"""
+"""`python -m bench.report --json`: the headline rows as JSON lines. The schema is the README's
+table under "python -m bench.report" (tests/test_report.py checks every key against it): keep
+the two in step. A metric a record lacks is null ("not measured"), never estimated."""
 from __future__ import annotations
 
 from . import lookups as L
 from .accuracy import transfer_of
 from .plan import rows as plan_rows
+from .plan import training_ratio
 
 KINDS = ("loader", "train", "eval", "accuracy")
 
@@ -61,11 +51,13 @@ def plan_row(r, hs, ms) -> dict:
             "time": syn.rec.get("time"), "status": "ok" if r.needed else "not reached" if r.points else "not measured",
             "synthetic_images_per_sec": r.synthetic, "target_images_per_sec": r.target, "workers_needed": r.needed,
             "workers_needed_upper_bound": r.lower_bound_only, "gpus_per_host": r.gpus, "cores": r.cores,
-            "points": {str(w): v for w, v in r.points.items()}}
+            "points": {str(w): v for w, v in r.points.items()},
+            "training_ratio_to_synthetic": training_ratio(r),
+            "training_data_wait_frac": r.trained.metrics.get("data_wait_frac") if r.trained else None}
 
 
 def json_rows(hs, cs, ms) -> list[dict]:
-    rows = [headline_row(h, hs, ms) for h in hs if h.kind in KINDS and (h.role != "ceiling" or h.kind == "train")]
+    rows = [headline_row(h, hs, ms) for h in hs if h.kind in KINDS and L.shown(h)]
     order = list(ms)
     rows.sort(key=lambda r: (order.index(r["machine_id"]), KINDS.index(r["kind"]), str(r.get("arch")), str(r.get("split")),
                              str(r["loader"]), str(sorted(r["options"].items()))))

@@ -5,6 +5,13 @@ from __future__ import annotations
 from . import identity as I
 
 
+def shown(h) -> bool:
+    """Whether a headline sits beside the loaders' in a table: every loader's, and the compute
+    ceiling's training rate (the reference they are divided by). The ceiling-role loader alone
+    hands back one device tensor (70-85 million img/s): no loader figure to show or compare."""
+    return h.role != "ceiling" or h.kind == "train"
+
+
 def _latest(hs):
     hs = [h for h in hs if h.ok and h.value() is not None]
     return max(hs, key=lambda h: str(h.rec.get("time"))) if hs else None

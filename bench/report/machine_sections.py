@@ -54,11 +54,39 @@ def _columns(hs, mine):
         syn = next((h for h in mine if h.kind == "train" and h.slot == arch and h.role == "ceiling" and h.ok), None)
         head = f"{arch} training img/s" + (f" (synthetic {C.ips(syn.value())})" if syn else " (synthetic not measured)")
         cols.append((head, lambda n, a=arch: _train_cell(pick("train", a, n), hs)))
-    for arch, data in sorted({(h.slot, ACC_DATA(h)) for h in mine if h.kind == "accuracy"}, key=str):
+    for arch, data in compared_accuracy(mine):
         cell = lambda n, a=arch, d=data: C.accs(next((h.value() for h in mine if h.kind == "accuracy" and h.slot == a  # noqa: E731
                                                        and ACC_DATA(h) == d and h.loader == n), None))
         cols.append((f"top-1 {arch} ({data})", cell))
     return cols
+
+
+def compared_accuracy(mine) -> list[tuple]:
+    """The (arch, dataset) accuracy workloads that two or more loaders ran: the matrix compares
+    loaders, so a workload one loader ran (an architecture sweep) is the per-architecture
+    table's, not a column here."""
+    loaders_of = defaultdict(set)
+    for h in mine:
+        if h.kind == "accuracy":
+            loaders_of[(h.slot, ACC_DATA(h))].add(h.loader)
+    return sorted((w for w, ls in loaders_of.items() if len(ls) >= 2), key=str)
+
+
+def _same_pipeline(mine) -> list[str]:
+    """Loaders whose loader-only runs here had identical settings, backend's included (a GPU
+    backend that fell back to its CPU pipeline on a machine without one): one pipeline measured
+    under two names."""
+    groups = defaultdict(list)
+    for h in mine:
+        if h.kind == "loader" and h.slot == "train" and h.ok:
+            groups[I.dumps(h.settings)].append(h)
+    out = []
+    for hs_ in groups.values():
+        if len(hs_) > 1:
+            backend = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in hs_[0].settings.items() if k.startswith("backend."))
+            out.append(f"{' and '.join(sorted(h.loader for h in hs_))} ran with identical settings on this machine "
+                       f"({backend}): one pipeline measured under two names, not two loaders.")
+    return out
 
 
 def _ceiling_cell(h, hs) -> str:
@@ -67,7 +95,7 @@ def _ceiling_cell(h, hs) -> str:
 
 
 def matrix(hs, m) -> Section:
-    mine = [h for h in defaults_on(hs, m.id, ("loader", "train", "accuracy")) if h.role != "ceiling" or h.kind == "train"]
+    mine = [h for h in defaults_on(hs, m.id, ("loader", "train", "accuracy")) if L.shown(h)]
     sec = Section(f"{m.label}: loaders at default settings", level=3, intro=(
         "One row per loader (default options; variants are in the next table); each cell is the latest run of its "
         "configuration, with the number of runs behind it and their min–max at the same commit where there are several. "
@@ -87,7 +115,12 @@ def matrix(hs, m) -> Section:
                 bad[h.rec["status"]].append(h.kind)
         note = "; ".join(f"{s} ({', '.join(sorted(set(k)))}): see Errors" for s, k in bad.items()) or "ok"
         t.add([n] + [f(n) for _, f in cols] + [note], "fail" if bad and all(not h.ok for h in mine if h.loader == n) else "")
-    for note in _settings_notes(mine):
+    shown_acc = compared_accuracy(mine)
+    alone = sorted({(h.slot, ACC_DATA(h)) for h in mine if h.kind == "accuracy"} - set(shown_acc), key=str)
+    if alone:
+        sec.add(Note(f"Top-1 of {len(alone)} accuracy workload(s) run with one loader only "
+                     f"({', '.join(f'{a} on {d}' for a, d in alone)}): in the per-architecture table."))
+    for note in _same_pipeline(mine) + _settings_notes([h for h in mine if h.kind != "accuracy" or (h.slot, ACC_DATA(h)) in shown_acc]):
         sec.add(Note(note))
     return sec
 
@@ -130,9 +163,23 @@ def steady_state(hs, m) -> Section:
             t.add([h.kind, h.loader, C.text(h.slot), C.ips(x.get("images_per_sec")), C.ips(x.get("steady_images_per_sec")),
                    C.secs(x.get("stall_s")), C.text(x.get("stall_steps")), C.text(x.get("epoch_starts")), C.secs(x.get("epoch_start_wait_s")),
                    band, f"{x.get('steps', C.DASH)} steps" + (f" (windows of {x['window_steps']})" if x.get("window_steps") else "")])
-    missing = sorted(f"{h.kind} {h.loader} {h.slot or ''}".strip() for h in rows if h not in have)
+    old_train = [h for h in rows if h not in have and h.kind == "train" and h.role == "loader" and h.metrics.get("step_p50")]
+    if old_train:
+        sec.add(Note("Training records from before these metrics keep the rate of their median single step "
+                     "(step_p50). A training step includes its compute, so unlike a loader-only step its median is a "
+                     "rate the run sustained between stalls: a mean far below it, with the median near synthetic's, "
+                     "means the loader stalls rather than that it is slow."))
+        t = sec.add(Table(["loader", "arch", "mean img/s", "median step img/s", "synthetic mean img/s",
+                           "median step ÷ synthetic", "data wait", "window"]))
+        for h in sorted(old_train, key=lambda h: (str(h.slot), str(h.loader))):
+            syn = L.synthetic_rate(h, hs)
+            x = h.metrics
+            t.add([h.loader, C.text(h.slot), C.ips(h.value()), C.ips(x["step_p50"]), C.ips(syn),
+                   C.ratio(x["step_p50"] / syn) if syn else C.NOT_MEASURED, C.pct(x.get("data_wait_frac")),
+                   f"{x.get('steps', C.DASH)} steps"])
+    missing = sorted(f"{h.kind} {h.loader} {h.slot or ''}".strip() for h in rows if h not in have and h not in old_train)
     if missing:
-        which = f"any of the {len(missing)} configurations above" if not have else ", ".join(missing)
+        which = ", ".join(missing) if len(missing) <= 8 else f"{len(missing)} configurations ({', '.join(missing[:3])}, …)"
         sec.add(Note(f"Steady-state rate and stall time {C.NOT_MEASURED} for {which} (their records predate "
                      "these metrics; their per-step percentiles are kept in the records as step_p10/50/90 and not shown: a "
                      "prefetched batch arrives in microseconds, so they are no throughput)."))

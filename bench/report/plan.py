@@ -21,7 +21,10 @@ MODEL = (
     "shared limit from memory bandwidth, storage or page cache); the training process's own thread is not counted; "
     "same dataset, batch size and resolution as measured. Points come from `--mode scaling` records (and loader-only "
     "records, each one point at its worker count); nothing is extrapolated: where no measured point reaches the "
-    "target, the row says so.")
+    "target, the row says so. Where this loader's training run was measured on the machine, its ratio to synthetic "
+    "stands beside the plan: it is the figure to trust. A plan met loader-only but missed in training means the "
+    "assumptions above failed for that run (stalls at epoch starts, cores shared with the training process), not "
+    "that more workers are needed; the steady-state table tells stalls apart.")
 
 
 @dataclass
@@ -35,6 +38,7 @@ class PlanRow:
     points: dict  # workers → images/s (measured)
     cores: int
     needed: int | None = None
+    trained: object = None  # this loader's default training headline with the same options (a Headline), if measured
 
     @property
     def gpus(self) -> int | None:
@@ -75,6 +79,8 @@ def rows(hs, cs, ms) -> list[PlanRow]:
             target = round(TARGET * syn.value(), 2)
             row = PlanRow(m.id, syn.slot, syn.options, name, syn.value(), target, pts, int(m.hw.get("cores") or 0))
             row.needed = next((w for w, v in pts.items() if v >= target), None)
+            row.trained = next((h for h in hs if h.kind == "train" and h.machine == m.id and h.slot == syn.slot
+                                and h.loader == name and h.options == syn.options and h.ok and h.value()), None)
             out.append(row)
     return out
 
@@ -91,6 +97,26 @@ def _verdict(r: PlanRow) -> tuple[str, str]:
     return need, gpus
 
 
+def training_ratio(r: PlanRow) -> float | None:
+    """The measured training rate of this loader ÷ the synthetic one (None: not measured); the
+    ratio recorded with the run (synthetic measured in the same invocation) when it has one."""
+    if not r.trained:
+        return None
+    return r.trained.metrics.get("ratio_to_synthetic") or r.trained.value() / r.synthetic
+
+
+def _check(r: PlanRow) -> tuple[str, bool]:
+    """(the measured-training cell, whether it contradicts a plan that was met loader-only)."""
+    ratio = training_ratio(r)
+    if ratio is None:
+        return C.NOT_MEASURED, False
+    wait = r.trained.metrics.get("data_wait_frac")
+    w = I.get(r.trained.settings, "workers")
+    cell = f"{ratio:.2f}× synthetic" + (f", {wait:.0%} data wait" if wait is not None else "") + (f" ({w} workers)" if w else "")
+    missed = r.needed is not None and ratio < TARGET
+    return cell + (" — below the target: see the steady-state table" if missed else ""), missed
+
+
 def section(hs, cs, ms) -> Section:
     sec = Section("Planning: cores per GPU", intro=MODEL)
     rs = rows(hs, cs, ms)
@@ -99,10 +125,11 @@ def section(hs, cs, ms) -> Section:
                      "`python -m bench.run --mode train --loader synthetic,<loaders>` and `--mode scaling` on one."))
         return sec
     t = sec.add(Table(["machine", "arch", "options", "synthetic img/s", f"target ({TARGET:.0%})", "loader",
-                       "measured points (workers: img/s)", "workers needed", "GPUs per host"]))
+                       "measured points (workers: img/s)", "workers needed", "GPUs per host", "measured in training"]))
     for r in rs:
         need, gpus = _verdict(r)
+        check, missed = _check(r)
         pts = ", ".join(f"{w}: {C.ips(v)}" for w, v in r.points.items()) or C.NOT_MEASURED
         t.add([ms[r.machine].label, r.arch, I.show_options(r.options), C.ips(r.synthetic), C.ips(r.target), r.loader,
-               pts, need, gpus + (f" of {r.cores} cores" if r.gpus else "")], "" if r.needed else "fail")
+               pts, need, gpus + (f" of {r.cores} cores" if r.gpus else ""), check], "fail" if missed or not r.needed else "")
     return sec

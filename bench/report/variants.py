@@ -5,6 +5,7 @@ from collections import defaultdict
 
 from . import cells as C
 from . import identity as I
+from . import lookups as L
 from .document import Note, Section, Table
 from .machine_sections import value_cell
 
@@ -77,19 +78,19 @@ def across(hs, ms) -> Section:
     """One configuration on every machine that ran it, against the first (baseline) machine."""
     sec = Section("Across machines", intro=(
         "Default configurations run on more than one machine, side by side, with the ratio to the baseline (the first "
-        "machine listed that ran it). Settings each machine resolves for itself (device, workers, threads, AMP dtype, the "
+        "machine listed that ran it successfully). Settings each machine resolves for itself (device, workers, threads, AMP dtype, the "
         "backend's own) may differ; where anything else differs the ratio is left out and the difference named."))
     groups = defaultdict(list)
     for h in hs:
-        if not h.options and h.kind in ("loader", "train", "eval", "accuracy", "ceiling") and (h.role != "ceiling" or h.kind == "train"):
+        if not h.options and h.kind in ("loader", "train", "eval", "accuracy", "ceiling") and L.shown(h):
             groups[I.dumps(I.workload(h.rec))].append(h)
     order = list(ms)
     t = Table(["kind", "workload", "machine", "value", "ratio to baseline", "baseline", "settings that differ"])
     for key, group in sorted(groups.items()):
         group = sorted(group, key=lambda h: order.index(h.machine))
-        if len({h.machine for h in group}) < 2:
-            continue
-        base = group[0]
+        if len({h.machine for h in group}) < 2 or not any(h.ok for h in group):
+            continue  # one machine, or nothing measured anywhere (unavailable on every machine): nothing to set side by side
+        base = next(h for h in group if h.ok)
         for h in group:
             d = I.differs(I.portable(base.settings), I.portable(h.settings))
             r = h.value() / base.value() if not d and h.value() and base.value() else None

@@ -73,9 +73,10 @@ def fingerprint() -> dict:
 
 def machine_label(fp: dict) -> str:
     """A readable name: 'NVIDIA H100 80GB HBM3 x1' or 'AMD EPYC 9R14 (2 cores)'."""
+    cores = f"{fp.get('cores') or '?'} cores"  # a hand-written record may lack a field
     if fp.get("gpu"):
-        return f"{fp['gpu']} x{fp['gpu_count']} ({fp['cores']} cores)"
-    return f"{fp['cpu']} ({fp['cores']} cores)"
+        return f"{fp['gpu']} x{fp.get('gpu_count') or 1} ({cores})"
+    return f"{fp.get('cpu') or fp.get('id')} ({cores})"
 
 
 def slug(fp: dict | None = None) -> str:

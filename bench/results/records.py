@@ -132,16 +132,34 @@ def warn_stderr(s: Skipped) -> None:
         print(f"warning: skipped {s}", file=sys.stderr)
 
 
+def problem(rec) -> str | None:
+    """Why a parsed line is no record this code can read (None: it is one). Every table groups
+    by the hardware fingerprint, so a record without one would stop the whole report."""
+    if not isinstance(rec, dict) or not rec.get("kind"):
+        return "not a record (no kind)"
+    hw = rec.get("hardware")
+    if not isinstance(hw, dict) or not (hw.get("id") or hw.get("cpu")):
+        return "no hardware fingerprint (hardware.id / hardware.cpu)"
+    try:
+        schema = int(rec.get("schema") or 1)
+    except (TypeError, ValueError):
+        return f"schema {rec.get('schema')!r} is not a number"
+    if schema > SCHEMA:
+        return f"schema {schema} is newer than this code reads ({SCHEMA}): update loaderbench"
+    return None
+
+
 def parse(text: str, source: str, warn=warn_stderr) -> Records:
-    """Records from JSON-lines text, each brought to the current schema; a line that is not a
-    JSON object with a `kind` (a truncated write, a merge marker) is skipped and reported."""
+    """Records from JSON-lines text, each brought to the current schema; a line that is no
+    record (a truncated write, a merge marker, no fingerprint, a newer schema) is skipped and
+    reported."""
     out = Records()
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-            reason = None if isinstance(rec, dict) and rec.get("kind") else "not a record (no kind)"
+            reason = problem(rec)
         except json.JSONDecodeError as e:
             rec, reason = None, f"not JSON ({e.msg}, column {e.colno})"
         if reason:
