@@ -35,21 +35,26 @@ from loaders.reference import val_crop  # noqa: E402
 from loaders.spec import LoaderSpec  # noqa: E402
 
 
+class InputError(ValueError):
+    """A bad --checkpoint, --image or --out: main() says it in one line and exits 2, like every
+    other bad argument."""
+
+
 # -- model and image ------------------------------------------------------------------------
 def load(checkpoint: str | Path, device="cpu") -> tuple[nn.Module, dict]:
     """The model a checkpoint holds, in eval mode, and its metadata (arch, classes, res, config)."""
     if not Path(checkpoint).is_file():
-        raise SystemExit(f"error: --checkpoint {checkpoint}: no such file")
+        raise InputError(f"--checkpoint {checkpoint}: " + ("a folder, not a checkpoint file" if Path(checkpoint).is_dir() else "no such file"))
     try:
         blob = torch.load(checkpoint, map_location=device, weights_only=False)
     except Exception as e:  # not a torch file at all (a JPEG, a truncated download, ...)
-        raise SystemExit(f"error: --checkpoint {checkpoint}: not a checkpoint ({type(e).__name__}); write one with "
+        raise InputError(f"--checkpoint {checkpoint}: not a checkpoint ({type(e).__name__}); write one with "
                          "`python -m bench.run --mode accuracy ... --save-checkpoint PATH`") from None
     if not isinstance(blob, dict):
         blob = {}
     missing = [k for k in ("model", "arch", "classes") if k not in blob]
     if missing:
-        raise SystemExit(f"error: {checkpoint}: no {missing[0]!r} in the checkpoint; write one with "
+        raise InputError(f"--checkpoint {checkpoint}: no {missing[0]!r} in the checkpoint; write one with "
                          "`python -m bench.run --mode accuracy ... --save-checkpoint PATH`")
     cfg = blob.get("config") or {}
     res = int(blob.get("res") or cfg.get("res") or 224)
@@ -66,12 +71,12 @@ def prepare_image(path: str | Path, res: int, crop_ratio: float, device="cpu") -
     from PIL import UnidentifiedImageError
 
     if not Path(path).is_file():
-        raise SystemExit(f"error: --image {path}: no such file")
+        raise InputError(f"--image {path}: " + ("a folder, not an image file" if Path(path).is_dir() else "no such file"))
     try:
         with Image.open(path) as img:
             arr = val_crop(img, res, int(round(res / crop_ratio)))
     except (UnidentifiedImageError, OSError) as e:
-        raise SystemExit(f"error: --image {path}: not an image PIL can read ({e.__class__.__name__}); give a JPEG or PNG") from None
+        raise InputError(f"--image {path}: not an image PIL can read ({e.__class__.__name__}); give a JPEG or PNG") from None
     spec = LoaderSpec(device=str(device), dtype="float32", channels_last=False)
     return normalize(torch.from_numpy(np.array(arr))[None], spec), arr
 
@@ -200,7 +205,9 @@ def visualize(checkpoint, image, out, deeper: int = 3, max_channels: int = 64, d
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.visualize", description=__doc__.split("\n\n")[0],
+    from .cli.parser import Parser  # one-line errors with a "did you mean", exit 2
+
+    p = Parser(prog="python -m bench.visualize", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by --save-checkpoint")
     p.add_argument("--image", required=True, help="an image file (JPEG, PNG, ...)")
@@ -212,7 +219,13 @@ def main(argv=None) -> int:
     for flag in ("layers", "max_channels"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be a positive integer")
-    for path in visualize(args.checkpoint, args.image, args.out, args.layers, args.max_channels, args.device):
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        p.error(f"--out {args.out}: a file, not a folder; give a folder for the PNGs")
+    try:
+        written = visualize(args.checkpoint, args.image, args.out, args.layers, args.max_channels, args.device)
+    except InputError as e:
+        p.error(str(e))
+    for path in written:
         print(path)
     return 0
 

@@ -51,6 +51,7 @@ def test_train_mode_reports_ratio_to_synthetic(tiny_root, tmp_path):
     assert 0 <= m["data_wait_frac"] <= 1 and m["compute_ips"] > 0
     assert abs(m["ratio_to_synthetic"] - m["images_per_sec"] / m["compute_ips"]) < 0.01
     assert rec["config"]["workers"] + rec["config"]["threads"] <= max(2, os.cpu_count())
+    assert rec["config"]["model_variant"] == "native"  # which network was measured (resnet18 at 32 px: "small")
 
 
 def test_print_config_resolves_recipe_with_overrides():

@@ -93,6 +93,30 @@ def test_eval_on_random_weights_says_so(tiny_root, tmp_path):
     assert any("randomly initialised" in w for w in rec["warnings"]) and "no --init" in p.stderr
 
 
+def test_chance_level_and_a_schedule_that_never_decays_are_flagged():
+    from types import SimpleNamespace as NS
+
+    from bench.harness.honesty import learning_warnings, schedule_warnings
+
+    assert "chance level for 10 classes" in learning_warnings({"top1": 0.1}, 10)[0]  # AlexNet at lr 0.4: a constant guess
+    assert learning_warnings({"top1": 0.3}, 10) == [] and learning_warnings({"top1": 0.55}, 2) != []
+    assert learning_warnings({"top1": 0.7}, 2) == [] and learning_warnings({}, 10) == []
+    tri = dict(lr_schedule="triangular", lr_peak_epoch=1.2)
+    assert "never decays; set --lr-peak-epoch below 1" in schedule_warnings(NS(epochs=1, **tri))[0]
+    assert schedule_warnings(NS(epochs=6, **tri)) == [] and schedule_warnings(NS(epochs=1, lr_schedule="cosine", lr_peak_epoch=2.0)) == []
+
+
+def test_an_accuracy_run_says_its_schedule_never_decays_before_it_trains(tiny_root, tmp_path):
+    out = tmp_path / "r.jsonl"
+    p = run("--mode", "accuracy", "--loader", "torchvision", "--arch", "demo_net", "--data", str(tiny_root), "--epochs", "1",
+            "--lr-peak-epoch", "2", "--batch-size", "4", "--res", "32", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    err = p.stderr
+    assert "warning: the learning rate peaks at epoch 2" in err and err.index("peaks at epoch 2") < err.index("epoch 1/1")
+    (final,) = [json.loads(x) for x in out.read_text().splitlines() if '"kind": "accuracy"' in x]
+    assert any("never decays" in w for w in final["warnings"])
+
+
 def test_ad_hoc_records_default_to_a_git_ignored_local_file():
     from bench.results import committed_path, default_path, out_path
 

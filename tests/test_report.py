@@ -271,3 +271,20 @@ def test_matrix_columns_compare_loaders(tmp_path):
     assert md_row(md, "dali", "1,000").endswith("| 60.0% | ok |") and md_row(md, "ffcv", "—").endswith("| 70.0% | ok |")
     assert "2 accuracy workload(s) run with one loader only (alexnet on fashion-mnist, vgg11_bn on fashion-mnist)" in md
     assert "dali and dali-cpu ran with identical settings on this machine (backend dali, pipeline cpu, workers 2)" in md
+
+
+def test_accuracy_curve_is_the_run_that_follows_its_recipe():
+    """The accuracy-vs-time plot draws, per architecture and dataset, the run the tables show: a
+    later --min-steps 0 ablation does not replace the recipe's run (it is drawn only alone)."""
+    from bench.report.plot_curves import accuracy_curves
+
+    def epochs(run, min_steps, top1):
+        c = {"mode": "accuracy", "recipe": "small-images", "min_steps": min_steps}
+        return [H.rec("epoch", H.CPU, loader="torchvision", arch="seed_cnn", config=c, data="fashion-mnist-600", run_id=run,
+                      metrics={"epoch": e, "top1": top1, "wall_s": 10.0 * e}) for e in (1, 2)]
+
+    recs = [dict(r, status="ok") for r in epochs("recipe", 1000, 0.89) + epochs("ablation", 0, 0.79)]
+    (drawn,) = accuracy_curves(recs).values()
+    assert {r["run_id"] for r in drawn} == {"recipe"}
+    (alone,) = accuracy_curves([r for r in recs if r["run_id"] == "ablation"]).values()
+    assert alone[-1]["metrics"]["top1"] == 0.79

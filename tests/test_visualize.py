@@ -11,7 +11,7 @@ from PIL import Image
 
 from bench.cli.config import RunConfig
 from bench.harness import accuracy_mode
-from bench.visualize import visualize
+from bench.visualize import InputError, visualize
 from tests.helpers import cpu_context
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,21 +71,31 @@ def test_cli(checkpoints, tiny, tmp_path):
 def test_a_file_that_is_not_our_checkpoint_is_one_line_of_error(tmp_path, tiny):
     bad = tmp_path / "weights.pt"
     torch.save({"fc.weight": torch.zeros(2, 2)}, bad)
-    with pytest.raises(SystemExit, match="--save-checkpoint"):
+    with pytest.raises(InputError, match="no 'model' in the checkpoint.*--save-checkpoint"):
         visualize(bad, tiny.samples("val")[0][0], tmp_path)
 
 
-@pytest.mark.parametrize("case", ["missing checkpoint", "not a torch file", "missing image", "not an image"])
-def test_bad_inputs_are_one_line_exit_nonzero(case, checkpoints, tiny, tmp_path):
+CASES = ["missing checkpoint", "not a torch file", "a folder as checkpoint", "missing image", "not an image",
+         "a folder as image", "a file as --out"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_inputs_are_one_line_exit_2(case, checkpoints, tiny, tmp_path, capsys):
+    """In-process main() (test_cli runs the real entry point): any other exception fails the test."""
+    from bench.visualize import main
+
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\xff\xd8 not really anything")
-    ckpt, image = str(checkpoints["seed_cnn"]), tiny.samples("val")[0][0]
-    ckpt, image, says = {"missing checkpoint": (str(tmp_path / "nope.pt"), image, "no such file"),
-                         "not a torch file": (str(junk), image, "not a checkpoint"),
-                         "missing image": (ckpt, str(tmp_path / "nope.jpg"), "no such file"),
-                         "not an image": (ckpt, str(junk), "not an image")}[case]
-    p = subprocess.run([sys.executable, "-m", "bench.visualize", "--checkpoint", ckpt, "--image", image, "--out",
-                        str(tmp_path / "maps")], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert p.returncode != 0 and "Traceback" not in p.stderr
-    (line,) = p.stderr.strip().splitlines()
+    ckpt, image, maps = str(checkpoints["seed_cnn"]), tiny.samples("val")[0][0], str(tmp_path / "maps")
+    ckpt, image, maps, says = {"missing checkpoint": (str(tmp_path / "nope.pt"), image, maps, "no such file"),
+                               "not a torch file": (str(junk), image, maps, "not a checkpoint"),
+                               "a folder as checkpoint": (str(tmp_path), image, maps, "a folder, not a checkpoint file"),
+                               "missing image": (ckpt, str(tmp_path / "nope.jpg"), maps, "no such file"),
+                               "not an image": (ckpt, str(junk), maps, "not an image"),
+                               "a folder as image": (ckpt, str(tmp_path), maps, "a folder, not an image file"),
+                               "a file as --out": (ckpt, image, str(junk), "a file, not a folder")}[case]
+    with pytest.raises(SystemExit) as e:
+        main(["--checkpoint", ckpt, "--image", image, "--out", maps])
+    assert e.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: ") and says in line, line

@@ -12,6 +12,7 @@ from ..training.checkpoint import unwrap
 from ..training.loop import fit
 from ..training.state import res_at
 from .build import train_state
+from .honesty import learning_warnings, schedule_warnings
 from .preempt import Preempted, StopFlag
 
 AGREE_EVERY = {"cpu": 1, "cuda": 16}  # steps between the ranks' stop agreements (see preempt.py)
@@ -62,7 +63,9 @@ def run(ctx, name: str, arch: str) -> list[dict]:
 
         if not fit(state, train, val, cfg.schedule, cfg.eval, comm, on_epoch, max_steps=cfg.measure.steps, stop=flag.stop):
             raise preempted(ctx, state, ckpt or Path("checkpoints") / ckpt_name(arch, name), flag.signum, records)
-    records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final_metrics(state), config=config))
+    final = final_metrics(state)
+    records.append(ctx.record("accuracy", loader=name, arch=arch, metrics=final, config=config,
+                              warnings=schedule_warnings(cfg.schedule) + learning_warnings(final, ctx.dataset.num_classes)))
     if cfg.checkpoint.save_checkpoint and comm.is_main:
         checkpoint.save(cfg.checkpoint.save_checkpoint, state, cfg.flat(), extra=about(arch, cfg.schedule.epochs))
     return records

@@ -48,7 +48,12 @@ class Context:
         """The configuration of one measurement: every setting as resolved, with the loader and
         architecture of THIS record (not the sweep's list)."""
         out = {**self.cfg.flat(), "device": str(self.device), "amp": str(self.amp).replace("torch.", "") if self.amp else "off",
-               "workers": self.workers, "threads": self.threads, "world_size": self.comm.world, **extra}
+               "workers": self.workers, "threads": self.threads, "world_size": self.comm.world}
+        if arch:  # which network models.create built at this resolution: below 96 px most are the small-input variant
+            import models
+
+            out["model_variant"] = models.variant(arch, self.cfg.data.res)
+        out.update(extra)
         out.update(loader=loader, arch=arch)
         return out
 

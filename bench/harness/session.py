@@ -89,12 +89,15 @@ def _stretched(cfg, mode, dataset, comm):
     if mode.name != "accuracy":
         return cfg
     from ..training.schedule_rule import describe, stretched
+    from .honesty import schedule_warnings
 
     n = len(dataset.samples("train"))
     asked, cfg = cfg, stretched(cfg, n, comm.world)
     note = describe(asked, cfg, n, comm.world)
     if note and comm.is_main:
         log_stderr(note)
+    for w in schedule_warnings(cfg.schedule) if comm.is_main else ():
+        log_stderr(f"warning: {w}")  # now, not after the run (the final record says it again)
     return cfg
 
 

@@ -11,6 +11,16 @@ from .document import Image, Note, Plot, Section, Table
 TRANSFER = ("frozen", "full", "scratch")
 
 
+# What a run was trained with beside its recipe's name: a sweep sets these per network (a recipe
+# sized for one network is rarely right for another), and the table must say so.
+TRAINED_WITH = ("res", "batch_size", "lr", "scale_min")
+
+
+def experiment(r) -> str | None:
+    """'small-images', or 'small-images · min_steps=0' where a recipe rule was set otherwise."""
+    return " · ".join(str(x) for x in (I.setting(r, "recipe"), *I.rules_changed(r)) if x) or None
+
+
 def transfer_of(r) -> str | None:
     t = I.setting(r, "transfer")
     return t if t in TRANSFER else None
@@ -42,12 +52,13 @@ def per_architecture(hs, ms) -> Section:
         sec.add(Note("No accuracy records yet: `python -m bench.run --mode accuracy --arch ... --recipe ...`."))
     else:
         t = sec.add(Table(["arch", "dataset", "machine", "loader", "options", "top-1", "top-5", "epochs", "wall time", "train img/s",
-                           "eval img/s", "parameters", "recipe", "runs", "status"]))
+                           "eval img/s", "parameters", "recipe", "settings", "runs", "status"]))
         for h in sorted(acc, key=lambda h: (str(h.slot), str(h.rec["dataset"].get("name")), list(ms).index(h.machine), str(h.loader))):
             x = h.metrics
             t.add([h.slot, C.text(h.rec["dataset"].get("name")), ms[h.machine].label, h.loader, I.show_options(h.options), C.accs(x.get("top1")), C.accs(x.get("top5")),
                    C.text(x.get("epochs")), C.secs(x.get("wall_s")), C.ips(x.get("images_per_sec")), C.ips(x.get("eval_images_per_sec")),
-                   C.count(x.get("params")), C.text(" · ".join(str(x) for x in (I.get(h.settings, "recipe"), *I.rules_changed(h.rec)) if x) or None), C.runs(h, C.accs), C.status(h.rec)], "" if h.ok else "fail")
+                   C.count(x.get("params")), C.text(experiment(h.rec)), C.brief(h.settings, TRAINED_WITH), C.runs(h, C.accs), C.status(h.rec)],
+                  "" if h.ok else "fail")
     sec.add(Plot("accuracy_vs_time.png"))
     return sec
 

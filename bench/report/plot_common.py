@@ -10,11 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = plt.get_cmap("tab10").colors
+MANY = plt.get_cmap("tab20").colors
 SPREAD_NOTE = "error bars: min–max of the runs at the latest commit"
 
 
-def color(i: int):
-    return COLORS[i % len(COLORS)]
+def color(i: int, n: int = 0):
+    """The i-th of n colours: tab10, or tab20 when more than ten lines share a legend (a colour
+    repeated in one legend names two lines at once)."""
+    cs = MANY if n > len(COLORS) else COLORS
+    return cs[i % len(cs)]
 
 
 def save(fig, path: Path, legend: bool = False) -> None:

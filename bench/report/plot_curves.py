@@ -8,7 +8,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .accuracy import TRANSFER, epoch_runs
 from .cells import acc
-from .identity import get
+from .identity import get, rules_changed
 from .plan import TARGET
 from .plot_common import color, empty, grid, save
 
@@ -50,32 +50,41 @@ def _targets(ax, synthetic) -> None:
         ax.text(0.01, y, f"{TARGET:.0%} of synthetic {syn.slot} ({y:,.0f})", transform=ax.get_yaxis_transform(), fontsize=7, va="bottom")
 
 
-def accuracy_plot(recs, hs, ms, path: Path) -> None:
+def accuracy_curves(recs) -> dict[tuple, list]:
+    """(machine, arch, loader, dataset) → the epoch records of the run drawn for it: the latest
+    that follows its recipe's rules (an ablation such as --min-steps 0 only where there is no
+    other), the run the machine matrix shows."""
     latest = {}
+    rank = lambda rs: (not rules_changed(rs[-1]), str(rs[-1].get("time")))  # noqa: E731
     for key, rs in epoch_runs(recs).items():
         run_id, machine, arch, loader, data, transfer, _ = key
         if transfer is None and rs[0]["metrics"].get("wall_s") is not None:
             k = (machine, arch, loader, data)
-            if k not in latest or str(rs[-1].get("time")) > str(latest[k][-1].get("time")):
+            if k not in latest or rank(rs) > rank(latest[k]):
                 latest[k] = rs
+    return latest
+
+
+def accuracy_plot(recs, hs, ms, path: Path) -> None:
+    latest = accuracy_curves(recs)
     if not latest:
         return empty(path, "Validation top-1 against wall time", "epoch")
     datasets = sorted({k[3] for k in latest}, key=str)
-    order = sorted(latest, key=str)  # one colour per line across every subplot
+    label = lambda k: f"{k[1]} · {k[2]} · {ms[k[0]].label}"  # noqa: E731
+    labels = sorted({label(k) for k in latest})  # one colour per legend entry, the same in every subplot
     fig, axes = grid(len(datasets), 6, 4.4)
     for ax, data in zip(axes, datasets):
         runs = sorted(((k, rs) for k, rs in latest.items() if k[3] == data), key=lambda kv: str(kv[0]))
         minutes = max(r["metrics"]["wall_s"] for _, rs in runs for r in rs) > 300
         for key, rs in runs:
-            machine, arch, loader, _ = key
             xs = [r["metrics"]["wall_s"] / (60 if minutes else 1) for r in rs]
-            ax.plot(xs, [acc(r["metrics"]["top1"]) for r in rs], marker="o", ms=3, color=color(order.index(key)),
-                    label=f"{arch} · {loader} · {ms[machine].label}")
+            ax.plot(xs, [acc(r["metrics"]["top1"]) for r in rs], marker="o", ms=3, color=color(labels.index(label(key)), len(labels)),
+                    label=label(key))
         ax.set_xlabel("wall time (min)" if minutes else "wall time (s)")
         ax.set_ylabel("validation top-1 (%)")
         ax.set_title(f"dataset {data}", fontsize=9)
         ax.grid(alpha=0.3)
-    fig.suptitle("Validation top-1 against wall time (latest run per architecture, loader and machine)", fontsize=10)
+    fig.suptitle("Validation top-1 against wall time (per architecture, loader and machine: the latest run that follows its recipe)", fontsize=10)
     save(fig, path, legend=True)
 
 
