@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,8 +67,6 @@ def tiny(tiny_root):
     from loaders.datasets import scan
 
     return scan(tiny_root, progress=False)
-
-
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
