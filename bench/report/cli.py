@@ -63,12 +63,10 @@ def _count_skipped(recs) -> None:
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
     files = a.files or sorted((REPO / "results").glob("*.jsonl"))
-    dirs = [str(f) for f in files if f.is_dir()]
-    missing = [str(f) for f in files if not f.exists()]
-    if dirs or missing:
-        print("error: " + "; ".join(([f"no such records file: {', '.join(missing)}"] if missing else [])
-                                    + ([f"a folder, not a records file: {', '.join(dirs)} (name its .jsonl files)"] if dirs else [])),
-              file=sys.stderr)
+    bad = [f"no such records file: {f}" if not f.exists() else f"a folder, not a records file: {f} (name its .jsonl files)"
+           for f in files if not f.is_file()]
+    if bad:
+        print("error: " + "; ".join(bad), file=sys.stderr)
         return 2
     if a.compare:
         return _compare(a, files)
